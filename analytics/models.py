@@ -1,0 +1,1 @@
+"""Analytics models arrive with their issue; the app exists so the layout is fixed."""

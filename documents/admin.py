@@ -1,0 +1,362 @@
+"""The admin: the product's main interface for documents.
+
+Every action and page parses input, calls one service and reports the result; processing
+happens in workers, never in the request.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from documents import selectors, services
+from documents.forms import AddFromUrlForm, DocumentUploadForm, UploadManyForm
+from documents.models import (
+    TERMINAL_STATUSES,
+    Agent,
+    Chunk,
+    Document,
+    DocumentStatus,
+    Organization,
+)
+
+STATUS_COLOURS = {
+    DocumentStatus.PENDING: "#777",
+    DocumentStatus.QUEUED: "#6c757d",
+    DocumentStatus.PROCESSING: "#0d6efd",
+    DocumentStatus.DONE: "#198754",
+    DocumentStatus.FAILED: "#dc3545",
+    DocumentStatus.CANCELLED: "#6f42c1",
+    DocumentStatus.DUPLICATE: "#b08800",
+}
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "organization", "documents_link", "created_at")
+    list_filter = ("organization",)
+    list_select_related = ("organization",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    @admin.display(description="Documents")
+    def documents_link(self, agent: Agent) -> str:
+        url = reverse("admin:documents_document_changelist") + f"?agent__id__exact={agent.pk}"
+        return format_html('<a href="{}">Documents</a>', url)
+
+
+class ChunkInline(admin.TabularInline):
+    model = Chunk
+    fields = ("ordinal", "pages_label", "size", "keywords", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def status_badge(document: Document) -> str:
+    colour = STATUS_COLOURS.get(document.status, "#777")
+    return format_html(
+        '<span class="docflow-status" data-status-id="{}" style="background:{};color:#fff;'
+        'padding:2px 6px;border-radius:8px;font-size:11px">{}</span>',
+        document.pk,
+        colour,
+        document.get_status_display(),
+    )
+
+
+def progress_bar(document: Document) -> str:
+    colour = STATUS_COLOURS.get(document.status, "#777")
+    return format_html(
+        '<div class="docflow-progress" data-progress-id="{}" data-terminal="{}" '
+        'title="{}" style="width:120px;background:#e9ecef;border-radius:4px;height:14px;'
+        'position:relative"><div class="docflow-progress-fill" style="width:{}%;background:{};'
+        'height:100%;border-radius:4px"></div><span class="docflow-progress-label" '
+        'style="position:absolute;top:-1px;left:4px;font-size:10px;color:#000">{}% {}</span>'
+        "</div>",
+        document.pk,
+        "1" if document.is_terminal else "0",
+        document.stage,
+        document.progress,
+        colour,
+        document.progress,
+        document.stage,
+    )
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    change_list_template = "admin/documents/document/change_list.html"
+    list_display = (
+        "name",
+        "agent",
+        "kind",
+        "status_display",
+        "progress_display",
+        "page_count",
+        "chunk_count",
+        "keywords_display",
+        "error_display",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "agent")
+    list_select_related = ("agent",)
+    search_fields = ("original_name",)
+    search_help_text = "Searches the text of the documents (hybrid full-text + embeddings)."
+    list_per_page = 50
+    show_full_result_count = False
+    inlines = (ChunkInline,)
+    actions = ("process_selected", "cancel_selected", "retry_failed")
+    readonly_fields = ("status_display", "progress_display", "duplicate_of")
+    fieldsets = (
+        (None, {"fields": ("agent", "original_name", "file", "source_url", "kind")}),
+        (
+            "Processing",
+            {
+                "fields": (
+                    "status_display",
+                    "progress_display",
+                    "error",
+                    "error_code",
+                    "attempts",
+                    "task_id",
+                    "duplicate_of",
+                    "queued_at",
+                    "started_at",
+                    "finished_at",
+                    "processing_seconds",
+                )
+            },
+        ),
+        (
+            "Content",
+            {
+                "fields": (
+                    "title",
+                    "author",
+                    "language",
+                    "authored_at",
+                    "modified_at",
+                    "page_count",
+                    "text_length",
+                    "chunk_count",
+                    "keywords",
+                    "embedding_model",
+                    "size_bytes",
+                    "sha256",
+                )
+            },
+        ),
+    )
+
+    # --- Columns -------------------------------------------------------------------------
+
+    @admin.display(description="Name", ordering="original_name")
+    def name(self, document: Document) -> str:
+        return Truncator(document.display_name).chars(60)
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, document: Document) -> str:
+        return status_badge(document)
+
+    @admin.display(description="Progress")
+    def progress_display(self, document: Document) -> str:
+        return progress_bar(document)
+
+    @admin.display(description="Keywords")
+    def keywords_display(self, document: Document) -> str:
+        return ", ".join(document.keywords[:5])
+
+    @admin.display(description="Error")
+    def error_display(self, document: Document) -> str:
+        return format_html(
+            '<span class="docflow-error" data-error-id="{}" title="{}">{}</span>',
+            document.pk,
+            document.error,
+            Truncator(document.error).chars(80),
+        )
+
+    # --- Read-only rows: the worker writes them ------------------------------------------------
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return self.readonly_fields
+        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+
+    # --- Search -----------------------------------------------------------------------------------
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Document], search_term: str
+    ) -> tuple[QuerySet[Document], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matching = selectors.document_ids_matching(term)
+        return queryset.filter(
+            Q(pk__in=matching) | Q(original_name__icontains=term) | Q(title__icontains=term)
+        ), False
+
+    # --- Actions ----------------------------------------------------------------------------------
+
+    @admin.action(description="Process / reprocess selected documents", permissions=["change"])
+    def process_selected(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        selected = list(queryset.values_list("pk", flat=True))
+        queued = services.documents_reprocess(document_ids=selected)
+        self._report(request, queued, len(selected), "Queued", "have no file or page to read")
+
+    @admin.action(description="Cancel selected documents", permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        selected = list(queryset.values_list("pk", flat=True))
+        cancelled = services.documents_cancel(document_ids=selected)
+        self._report(request, cancelled, len(selected), "Cancelled", "had already finished")
+
+    @admin.action(description="Retry failed documents", permissions=["change"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        selected = list(queryset.values_list("pk", flat=True))
+        queued = services.documents_retry_failed(document_ids=selected)
+        self._report(request, queued, len(selected), "Queued", "had not failed")
+
+    def _report(self, request: HttpRequest, done: int, selected: int, verb: str, why: str) -> None:
+        plural = "s" if done != 1 else ""
+        self.message_user(request, f"{verb} {done} document{plural}.", messages.SUCCESS)
+        if selected > done:
+            skipped = selected - done
+            self.message_user(
+                request,
+                f"{skipped} of the selected document{'s' if skipped != 1 else ''} {why}.",
+                messages.WARNING,
+            )
+
+    # --- Pages ------------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("upload-many/", wrap(self.upload_many_view), name="documents_document_upload"),
+            path("add-url/", wrap(self.add_from_url_view), name="documents_document_add_url"),
+            path("progress/", wrap(self.progress_view), name="documents_document_progress"),
+            *super().get_urls(),
+        ]
+
+    def _form_page(
+        self, request: HttpRequest, form: Any, title: str, *, multipart: bool = True
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "form": form,
+            "multipart": multipart,
+        }
+        return TemplateResponse(request, "admin/documents/document/form_page.html", context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DocumentUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            document = services.document_create_from_upload(
+                agent=form.cleaned_data["agent"],
+                upload=upload,
+                original_name=upload.name,
+                created_by=request.user,
+            )
+            self.message_user(request, f"Uploaded {upload.name}; processing has been queued.")
+            return HttpResponseRedirect(
+                reverse("admin:documents_document_change", args=[document.pk])
+            )
+        return self._form_page(request, form, "Upload a document")
+
+    def upload_many_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = UploadManyForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            created, errors = self._store_uploads(request, form)
+            if created:
+                self.message_user(request, f"Queued {created} documents.", messages.SUCCESS)
+            for error in errors:
+                self.message_user(request, error, messages.ERROR)
+            if created:
+                return HttpResponseRedirect(reverse("admin:documents_document_changelist"))
+        return self._form_page(request, form, "Upload many documents")
+
+    def _store_uploads(self, request: HttpRequest, form: UploadManyForm) -> tuple[int, list[str]]:
+        agent = form.cleaned_data["agent"]
+        created = 0
+        errors: list[str] = []
+        with transaction.atomic():
+            for upload in form.cleaned_data["files"]:
+                if upload.name.lower().endswith(".zip") and zipfile.is_zipfile(upload):
+                    upload.seek(0)
+                    outcome = services.documents_create_from_archive(
+                        agent=agent,
+                        archive=upload,
+                        archive_name=upload.name,
+                        created_by=request.user,
+                    )
+                    created += len(outcome.documents)
+                    if outcome.error:
+                        errors.append(outcome.error)
+                    continue
+                upload.seek(0)
+                services.document_create_from_upload(
+                    agent=agent,
+                    upload=upload,
+                    original_name=upload.name,
+                    created_by=request.user,
+                )
+                created += 1
+        return created, errors
+
+    def add_from_url_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = AddFromUrlForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            with transaction.atomic():
+                for url in form.cleaned_data["urls"]:
+                    services.document_create_from_url(
+                        agent=form.cleaned_data["agent"], url=url, created_by=request.user
+                    )
+            count = len(form.cleaned_data["urls"])
+            self.message_user(request, f"Queued {count} web page{'s' if count != 1 else ''}.")
+            return HttpResponseRedirect(reverse("admin:documents_document_changelist"))
+        return self._form_page(request, form, "Add documents from web pages", multipart=False)
+
+    def progress_view(self, request: HttpRequest) -> JsonResponse:
+        """Polled by the changelist so progress bars move without reloading the page."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"error": "forbidden"}, status=403)
+        try:
+            ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip()]
+        except ValueError:
+            return JsonResponse({"error": "ids must be comma-separated integers"}, status=400)
+        rows = selectors.document_progress(ids)
+        for row in rows:
+            row["terminal"] = row["status"] in TERMINAL_STATUSES
+            row["status_label"] = DocumentStatus(row["status"]).label
+        return JsonResponse({"documents": rows})

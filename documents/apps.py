@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class DocumentsConfig(AppConfig):
+    name = "documents"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from config.celery import warn_when_inline
+
+        from . import checks, signals  # noqa: F401  (connect receivers, register checks)
+
+        warn_when_inline()

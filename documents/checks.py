@@ -1,0 +1,25 @@
+"""System checks for settings whose wrong values only show under load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+
+@checks.register(checks.Tags.compatibility)
+def check_visibility_timeout(**_: Any) -> list[checks.CheckMessage]:
+    """Redis redelivers unacked messages after visibility_timeout: a task still running by
+    then would run twice. Keep the timeout above the longest hard time limit."""
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    longest = max(settings.CELERY_TASK_TIME_LIMIT, settings.DOCFLOW["PROCESS_TIME_LIMIT"])
+    if visibility <= longest:
+        return [
+            checks.Error(
+                f"Redis visibility_timeout ({visibility}s) must exceed the longest task hard "
+                f"time limit ({longest}s), or long tasks are delivered twice.",
+                id="docflow.E001",
+            )
+        ]
+    return []

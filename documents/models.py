@@ -1,0 +1,179 @@
+"""Organizations own agents; agents own documents; documents are split into chunks.
+
+The Document row is the truth about its processing (DESIGN.md, invariant 1): status, stage,
+progress, error, attempts, task id and timestamps are written by the worker and read by the
+admin, the commands and the API. Nothing here has side effects in save().
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.db.models import Q
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Agent(models.Model):
+    """An AI agent; its documents form its knowledge base."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="agent_unique_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DocumentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    DUPLICATE = "duplicate", "Duplicate"
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        DocumentStatus.DONE,
+        DocumentStatus.FAILED,
+        DocumentStatus.CANCELLED,
+        DocumentStatus.DUPLICATE,
+    }
+)
+
+
+class DocumentKind(models.TextChoices):
+    """Mirrors documents.pipeline.detect.DocumentKind (the pipeline has no Django imports)."""
+
+    PDF = "pdf", "PDF"
+    EPUB = "epub", "EPUB"
+    XPS = "xps", "XPS"
+    DOCX = "docx", "DOCX"
+    HTML = "html", "HTML"
+    MARKDOWN = "markdown", "Markdown"
+    TXT = "txt", "Text"
+
+
+class Document(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="documents")
+    file = models.FileField(upload_to="uploads/%Y/%m/%d/", max_length=500, blank=True)
+    original_name = models.CharField(max_length=500, blank=True)
+    source_url = models.URLField(max_length=2000, blank=True)
+    kind = models.CharField(max_length=16, choices=DocumentKind.choices, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    # Documents registered together by one ingest run share this id (for --wait summaries).
+    batch_id = models.UUIDField(null=True, blank=True, db_index=True)
+
+    status = models.CharField(
+        max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.PENDING
+    )
+    stage = models.CharField(max_length=32, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    task_id = models.CharField(max_length=255, blank=True, db_index=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    processing_seconds = models.FloatField(null=True, blank=True)
+
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    author = models.CharField(max_length=500, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    authored_at = models.DateTimeField(null=True, blank=True)
+    modified_at = models.DateTimeField(null=True, blank=True)
+    keywords = models.JSONField(default=list, blank=True)
+    text_length = models.PositiveIntegerField(null=True, blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    embedding_model = models.CharField(max_length=200, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="document_status_idx"),
+            models.Index(fields=["agent", "status"], name="document_agent_status_idx"),
+            models.Index(fields=["kind", "-id"], name="document_kind_idx"),
+            models.Index(fields=["agent", "sha256"], name="document_agent_sha_idx"),
+            models.Index(
+                fields=["status", "queued_at"],
+                name="document_unfinished_idx",
+                condition=Q(status__in=["queued", "processing"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.original_name or self.source_url or f"Document {self.pk}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class Chunk(models.Model):
+    """A searchable passage of a document, with its keywords and embedding."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    page_start = models.PositiveIntegerField(null=True, blank=True)
+    page_end = models.PositiveIntegerField(null=True, blank=True)
+    size = models.PositiveIntegerField()
+    keywords = models.JSONField(default=list, blank=True)
+    # float32 little-endian vector, L2-normalised (documents.pipeline.embed).
+    embedding = models.BinaryField(null=True, blank=True)
+    # Filled on PostgreSQL when the chunk is stored; GIN-indexed by migration 0002.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["document", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"
+
+    @property
+    def pages_label(self) -> str:
+        if self.page_start is None:
+            return ""
+        if self.page_end in (None, self.page_start):
+            return str(self.page_start)
+        return f"{self.page_start}-{self.page_end}"

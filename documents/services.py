@@ -1,0 +1,764 @@
+"""Writes for the documents app: registering, enqueueing, processing and cancelling documents.
+
+Admin actions, signals, commands and tasks are thin callers of these functions. Every state
+change is a conditional UPDATE on the Document row, so that concurrent or repeated deliveries of
+the same message can never process a document twice at once (DESIGN.md, invariants 1-4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.postgres.search import SearchVector
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.db.models import CharField, Count, F, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from documents import pipeline
+from documents.archives import ArchiveError, ArchiveLimits, SourceFile, iter_archive
+from documents.models import (
+    Agent,
+    Chunk,
+    Document,
+    DocumentStatus,
+    Organization,
+)
+from documents.selectors import SEARCH_CONFIG
+
+logger = logging.getLogger(__name__)
+
+# Below this many documents a caller publishes directly; above, workers fan the messages out.
+DIRECT_PUBLISH_LIMIT = 50
+UNFINISHED = (DocumentStatus.PENDING, DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
+
+
+def docflow_setting(name: str) -> Any:
+    return settings.DOCFLOW[name]
+
+
+class DocumentCancelled(Exception):
+    """The row stopped being ours (cancelled or re-enqueued): stop quietly."""
+
+
+# --- Organizations and agents ----------------------------------------------------------------
+
+
+def agent_resolve(*, agent_slug: str, organization_slug: str | None = None) -> Agent:
+    """Find an agent by slug, scoped by organization when the slug alone is ambiguous."""
+    agents = Agent.objects.select_related("organization").filter(slug=agent_slug)
+    if organization_slug:
+        agents = agents.filter(organization__slug=organization_slug)
+    found = list(agents[:2])
+    if not found:
+        scope = f" in organization {organization_slug!r}" if organization_slug else ""
+        raise Agent.DoesNotExist(f"No agent with slug {agent_slug!r}{scope}.")
+    if len(found) > 1:
+        raise Agent.MultipleObjectsReturned(
+            f"Several organizations have an agent {agent_slug!r}: pass --organization."
+        )
+    return found[0]
+
+
+def agent_get_or_create(*, organization_slug: str, agent_slug: str) -> Agent:
+    organization, _ = Organization.objects.get_or_create(
+        slug=organization_slug, defaults={"name": organization_slug.replace("-", " ").title()}
+    )
+    agent, _ = Agent.objects.get_or_create(
+        organization=organization,
+        slug=agent_slug,
+        defaults={"name": agent_slug.replace("-", " ").title()},
+    )
+    return agent
+
+
+# --- Storing content ---------------------------------------------------------------------------
+
+
+def _suffix(name: str) -> str:
+    suffix = PurePosixPath(name).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+
+
+def storage_name_for(sha256: str, original_name: str) -> str:
+    """Content-addressed: the same bytes are stored once, and storing again is a no-op."""
+    return f"documents/{sha256[:2]}/{sha256[2:4]}/{sha256}{_suffix(original_name)}"
+
+
+def _store_bytes(data: bytes, original_name: str) -> tuple[str, str]:
+    sha256 = hashlib.sha256(data).hexdigest()
+    name = storage_name_for(sha256, original_name)
+    if not default_storage.exists(name):
+        name = default_storage.save(name, ContentFile(data))
+    return name, sha256
+
+
+def _store_upload(upload: IO[bytes] | File, original_name: str) -> tuple[str, str, int]:
+    """Hash a (possibly large, disk-backed) upload in blocks, then store it once."""
+    digest = hashlib.sha256()
+    size = 0
+    wrapped = upload if isinstance(upload, File) else File(upload)
+    for block in wrapped.chunks():
+        digest.update(block)
+        size += len(block)
+    sha256 = digest.hexdigest()
+    name = storage_name_for(sha256, original_name)
+    if not default_storage.exists(name):
+        wrapped.seek(0)
+        name = default_storage.save(name, wrapped)
+    return name, sha256, size
+
+
+def _too_large_message(size: int) -> str:
+    limit = docflow_setting("MAX_DOCUMENT_BYTES")
+    return (
+        f"The file is {size:,} bytes; the largest accepted is {limit:,} bytes. "
+        "Split it into smaller files."
+    )
+
+
+# --- Registering documents ---------------------------------------------------------------------
+
+
+def document_create_from_upload(
+    *, agent: Agent, upload: IO[bytes] | File, original_name: str, created_by: Any = None
+) -> Document:
+    """Store an uploaded file and create its pending row; the post_save signal enqueues it.
+
+    A file over the size limit is recorded as failed (the person sees why) and not stored.
+    """
+    size = getattr(upload, "size", None)
+    if size is not None and size > docflow_setting("MAX_DOCUMENT_BYTES"):
+        return Document.objects.create(
+            agent=agent,
+            original_name=original_name,
+            size_bytes=size,
+            status=DocumentStatus.FAILED,
+            error=_too_large_message(size),
+            error_code="too_large",
+            finished_at=timezone.now(),
+            created_by=created_by,
+        )
+    name, sha256, size = _store_upload(upload, original_name)
+    return Document.objects.create(
+        agent=agent,
+        file=name,
+        original_name=original_name,
+        size_bytes=size,
+        sha256=sha256,
+        created_by=created_by,
+    )
+
+
+def document_create_from_url(*, agent: Agent, url: str, created_by: Any = None) -> Document:
+    """A pending row for a web page; the worker fetches it (never the web process)."""
+    return Document.objects.create(
+        agent=agent, source_url=url, original_name=url[:500], created_by=created_by
+    )
+
+
+@dataclass
+class ArchiveOutcome:
+    documents: list[Document] = field(default_factory=list)
+    error: str = ""
+
+
+def archive_limits() -> ArchiveLimits:
+    return ArchiveLimits(
+        max_members=docflow_setting("ARCHIVE_MAX_MEMBERS"),
+        max_total_bytes=docflow_setting("ARCHIVE_MAX_TOTAL_BYTES"),
+        max_member_bytes=docflow_setting("MAX_DOCUMENT_BYTES"),
+        max_ratio=docflow_setting("ARCHIVE_MAX_RATIO"),
+    )
+
+
+def documents_create_from_archive(
+    *, agent: Agent, archive: IO[bytes], archive_name: str, created_by: Any = None
+) -> ArchiveOutcome:
+    """Unpack a checked zip into one pending document per file, all or nothing."""
+    try:
+        members = list(iter_archive(archive, archive_limits(), prefix=f"{archive_name}/"))
+    except ArchiveError as exc:
+        return ArchiveOutcome(error=f"{archive_name}: {exc}")
+    outcome = ArchiveOutcome()
+    with transaction.atomic():
+        for member in members:
+            data = member.read()
+            name, sha256 = _store_bytes(data, member.name)
+            outcome.documents.append(
+                Document.objects.create(
+                    agent=agent,
+                    file=name,
+                    original_name=member.name[:500],
+                    size_bytes=len(data),
+                    sha256=sha256,
+                    created_by=created_by,
+                )
+            )
+    return outcome
+
+
+# --- Enqueueing ----------------------------------------------------------------------------------
+
+
+def _publish(pairs: list[tuple[int, str]], *, queue: str) -> None:
+    """Publish one message per document through a single producer connection."""
+    from documents.tasks import document_process_task, documents_fan_out_task
+
+    if len(pairs) <= DIRECT_PUBLISH_LIMIT or document_process_task.app.conf.task_always_eager:
+        documents_publish(pairs, queue=queue)
+        return
+    batch_size = docflow_setting("ENQUEUE_BATCH_SIZE")
+    with documents_fan_out_task.app.producer_or_acquire() as producer:
+        for start in range(0, len(pairs), batch_size):
+            documents_fan_out_task.apply_async(
+                args=[pairs[start : start + batch_size], queue], producer=producer
+            )
+
+
+def documents_publish(pairs: list[tuple[int, str]], *, queue: str) -> int:
+    """Send document_process_task for each (document id, task id); used by the fan-out task.
+
+    Publishing the same pair twice is harmless: the task id must match the row to be claimed.
+    """
+    from documents.tasks import document_process_task
+
+    app = document_process_task.app
+    if app.conf.task_always_eager:
+        for document_id, task_id in pairs:
+            document_process_task.apply_async(args=[document_id], task_id=task_id, queue=queue)
+        return len(pairs)
+    with app.producer_or_acquire() as producer:
+        for document_id, task_id in pairs:
+            document_process_task.apply_async(
+                args=[document_id], task_id=task_id, queue=queue, producer=producer
+            )
+    return len(pairs)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def documents_enqueue(
+    *,
+    document_ids: Iterable[int],
+    queue: str = "high",
+    statuses: Iterable[str] | None = (DocumentStatus.PENDING,),
+) -> int:
+    """Mark documents queued with a fresh task id each and publish them after commit.
+
+    `statuses` limits which rows may be (re)queued; None means any. Re-queueing a row that is
+    processing gives it a new task id, so the running task notices and stops at its next step.
+    Returns how many documents were queued.
+    """
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    pairs: list[tuple[int, str]] = []
+    with transaction.atomic():
+        for ids in _batched(document_ids, 5000):
+            # Rows with nothing to read (a refused upload) cannot be processed.
+            rows = Document.objects.filter(Q(file__gt="") | Q(source_url__gt=""), pk__in=ids)
+            if statuses is not None:
+                rows = rows.filter(status__in=list(statuses))
+            locked = list(rows.select_for_update().values_list("pk", flat=True))
+            if not locked:
+                continue
+            Document.objects.filter(pk__in=locked).update(
+                status=DocumentStatus.QUEUED,
+                task_id=Concat(Value(f"{token}-"), Cast("pk", CharField())),
+                queued_at=now,
+                started_at=None,
+                finished_at=None,
+                processing_seconds=None,
+                stage="queued",
+                progress=0,
+                error="",
+                error_code="",
+                attempts=0,
+                duplicate_of=None,
+            )
+            pairs.extend((pk, f"{token}-{pk}") for pk in locked)
+        if pairs:
+            transaction.on_commit(partial(_publish, pairs, queue=queue))
+    return len(pairs)
+
+
+def documents_reprocess(*, document_ids: Iterable[int]) -> int:
+    """Process again whatever state the documents are in (admin "Process / reprocess")."""
+    return documents_enqueue(document_ids=document_ids, statuses=None)
+
+
+def documents_retry_failed(
+    *, document_ids: Iterable[int] | None = None, agent: Agent | None = None
+) -> int:
+    """Queue failed documents again, with their attempt counters reset."""
+    failed = Document.objects.filter(status=DocumentStatus.FAILED)
+    if agent is not None:
+        failed = failed.filter(agent=agent)
+    if document_ids is not None:
+        failed = failed.filter(pk__in=list(document_ids))
+    ids = failed.values_list("pk", flat=True).iterator(chunk_size=5000)
+    return documents_enqueue(document_ids=ids, statuses=(DocumentStatus.FAILED,))
+
+
+def documents_cancel(*, document_ids: Iterable[int]) -> int:
+    """Cancel documents that have not finished; running tasks are told to stop."""
+    ids = list(document_ids)
+    with transaction.atomic():
+        unfinished = Document.objects.select_for_update().filter(pk__in=ids, status__in=UNFINISHED)
+        running = list(
+            unfinished.filter(status=DocumentStatus.PROCESSING).values_list("task_id", flat=True)
+        )
+        queued = list(
+            unfinished.filter(status=DocumentStatus.QUEUED).values_list("task_id", flat=True)
+        )
+        cancelled = Document.objects.filter(pk__in=ids, status__in=UNFINISHED).update(
+            status=DocumentStatus.CANCELLED,
+            stage="cancelled",
+            error="Cancelled by a user.",
+            error_code="cancelled",
+            finished_at=timezone.now(),
+        )
+        transaction.on_commit(partial(_revoke, queued=queued, running=running))
+    return cancelled
+
+
+def _revoke(*, queued: list[str], running: list[str]) -> None:
+    """Best effort: the row already says cancelled, which is what tasks obey."""
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        return
+    try:
+        if queued:
+            app.control.revoke([t for t in queued if t])
+        if running:
+            # SIGUSR1 raises SoftTimeLimitExceeded inside the task, which then stops cleanly.
+            app.control.revoke([t for t in running if t], terminate=True, signal="SIGUSR1")
+    except Exception:
+        logger.warning("Could not broadcast revoke; the tasks will stop at their next step.")
+
+
+# --- Bulk registration (ingest_documents) ------------------------------------------------------
+
+
+@dataclass
+class RegisterStats:
+    """`failures` lists files that could not even be read, so have no row to show them."""
+
+    registered: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def documents_register(
+    *,
+    agent: Agent,
+    sources: Iterable[SourceFile],
+    batch_id: uuid.UUID,
+    queue: str = "low",
+    batch_size: int = 1000,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> RegisterStats:
+    """Register many files with bulk inserts and enqueue them, a batch at a time.
+
+    Known content (same sha256 for the same agent) is recorded as a duplicate at once and never
+    enqueued. Each batch commits on its own so memory stays flat for 500,000 files.
+    """
+    stats = RegisterStats()
+    for batch in _batched(sources, batch_size):
+        _register_batch(agent=agent, batch=batch, batch_id=batch_id, queue=queue, stats=stats)
+        on_batch(len(batch))
+    return stats
+
+
+def _register_batch(
+    *,
+    agent: Agent,
+    batch: list[SourceFile],
+    batch_id: uuid.UUID,
+    queue: str,
+    stats: RegisterStats,
+) -> None:
+    now = timezone.now()
+    max_bytes = docflow_setting("MAX_DOCUMENT_BYTES")
+    stored: list[tuple[SourceFile, str, str, int]] = []
+    rejected: list[Document] = []
+    for source in batch:
+        try:
+            data = source.read()
+        except OSError as exc:
+            stats.failures.append({"path": source.name, "error": f"Cannot read the file: {exc}"})
+            stats.failed += 1
+            continue
+        if len(data) > max_bytes:
+            rejected.append(
+                Document(
+                    agent=agent,
+                    original_name=source.name[:500],
+                    size_bytes=len(data),
+                    status=DocumentStatus.FAILED,
+                    error=_too_large_message(len(data)),
+                    error_code="too_large",
+                    finished_at=now,
+                    batch_id=batch_id,
+                )
+            )
+            continue
+        name, sha256 = _store_bytes(data, source.name)
+        stored.append((source, name, sha256, len(data)))
+
+    known = dict(
+        Document.objects.filter(
+            agent=agent, sha256__in={sha for _, _, sha, _ in stored}, duplicate_of__isnull=True
+        )
+        .exclude(status=DocumentStatus.CANCELLED)
+        .order_by("-pk")
+        .values_list("sha256", "pk")
+    )
+    originals: dict[str, Document] = {}
+    duplicates: list[tuple[Document, str]] = []
+    for source, name, sha256, size in stored:
+        document = Document(
+            agent=agent,
+            file=name,
+            original_name=source.name[:500],
+            size_bytes=size,
+            sha256=sha256,
+            batch_id=batch_id,
+        )
+        if sha256 in known or sha256 in originals:
+            document.status = DocumentStatus.DUPLICATE
+            document.stage = "duplicate"
+            document.progress = 100
+            document.finished_at = now
+            duplicates.append((document, sha256))
+        else:
+            document.status = DocumentStatus.QUEUED
+            document.stage = "queued"
+            document.task_id = uuid.uuid4().hex
+            document.queued_at = now
+            originals[sha256] = document
+
+    with transaction.atomic():
+        created = Document.objects.bulk_create(list(originals.values()))
+        for document, sha256 in duplicates:
+            document.duplicate_of_id = known.get(sha256) or originals[sha256].pk
+        Document.objects.bulk_create([d for d, _ in duplicates] + rejected)
+        pairs = [(d.pk, d.task_id) for d in created]
+        transaction.on_commit(partial(_publish, pairs, queue=queue))
+
+    stats.registered += len(created) + len(duplicates) + len(rejected)
+    stats.queued += len(created)
+    stats.duplicates += len(duplicates)
+    stats.failed += len(rejected)
+
+
+def batch_status_counts(batch_id: uuid.UUID) -> dict[str, int]:
+    """Counts by status of the documents one ingest run registered (one grouped query)."""
+    counts = dict.fromkeys(DocumentStatus.values, 0)
+    rows = (
+        Document.objects.filter(batch_id=batch_id)
+        .values_list("status")
+        .order_by()
+        .annotate(n=Count("pk"))
+    )
+    counts.update(dict(rows))
+    return counts
+
+
+# --- Processing (called by document_process_task) ---------------------------------------------
+
+
+@dataclass
+class ProcessOutcome:
+    status: str
+    document_id: int
+    chunks: int = 0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "document_id": self.document_id,
+            "chunks": self.chunks,
+            "error": self.error,
+        }
+
+
+def _owned(document_id: int, task_id: str):  # type: ignore[no-untyped-def]
+    """The row while it is processing under this task id; anything else means: not ours."""
+    return Document.objects.filter(
+        pk=document_id, task_id=task_id, status=DocumentStatus.PROCESSING
+    )
+
+
+def document_claim(*, document_id: int, task_id: str) -> Document | None:
+    """Move the row to processing if this message is its live one.
+
+    A row still `processing` under the same task id is a redelivery after a worker died (its
+    message came back through task_reject_on_worker_lost): claim it again and count the attempt.
+    """
+    claimed = Document.objects.filter(
+        pk=document_id,
+        task_id=task_id,
+        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
+    ).update(
+        status=DocumentStatus.PROCESSING,
+        stage="extract",
+        progress=0,
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return None
+    return Document.objects.select_related("agent").get(pk=document_id)
+
+
+def document_record_progress(*, document_id: int, task_id: str, stage: str, progress: int) -> None:
+    if not _owned(document_id, task_id).update(stage=stage, progress=progress):
+        raise DocumentCancelled
+
+
+def document_fail(*, document_id: int, task_id: str, error: str, code: str) -> bool:
+    """Record a failure a person can act on; False when the row is no longer ours."""
+    now = timezone.now()
+    return bool(
+        _owned(document_id, task_id).update(
+            status=DocumentStatus.FAILED,
+            stage="failed",
+            error=error,
+            error_code=code,
+            finished_at=now,
+        )
+    )
+
+
+def document_release_for_retry(*, document_id: int, task_id: str, error: str) -> None:
+    """Back to queued (same task id) so the retried message can claim it; the error shows why."""
+    _owned(document_id, task_id).update(
+        status=DocumentStatus.QUEUED, stage="waiting to retry", error=error
+    )
+
+
+def _pipeline_config() -> pipeline.PipelineConfig:
+    return pipeline.PipelineConfig(
+        target_chars=docflow_setting("CHUNK_TARGET_CHARS"),
+        overlap_chars=docflow_setting("CHUNK_OVERLAP_CHARS"),
+        max_pages=docflow_setting("MAX_PAGES"),
+        embedding_provider=embedding_provider(),
+    )
+
+
+_providers: dict[tuple[str, int, str], pipeline.EmbeddingProvider] = {}
+
+
+def embedding_provider() -> pipeline.EmbeddingProvider:
+    """One provider per process: a sentence-transformers model is loaded once, not per task."""
+    key = (
+        docflow_setting("EMBEDDING_PROVIDER"),
+        docflow_setting("EMBEDDING_DIMENSIONS"),
+        docflow_setting("EMBEDDING_MODEL"),
+    )
+    if key not in _providers:
+        _providers[key] = pipeline.get_provider(key[0], dimensions=key[1], model_name=key[2])
+    return _providers[key]
+
+
+def _local_copy(document: Document, workdir: Path) -> Path:
+    """A path on this machine to read the document from (fetched, stored or downloaded)."""
+    if document.source_url and not document.file:
+        target = workdir / "page"
+        pipeline.fetch_url(
+            document.source_url,
+            target,
+            timeout=docflow_setting("FETCH_TIMEOUT_SECONDS"),
+            max_bytes=docflow_setting("MAX_DOCUMENT_BYTES"),
+        )
+        return target
+    if not document.file or not default_storage.exists(document.file.name):
+        raise pipeline.CorruptDocumentError(
+            "The stored file is missing. Upload the document again."
+        )
+    try:
+        return Path(default_storage.path(document.file.name))
+    except NotImplementedError:  # remote storage: copy it next to the worker
+        target = workdir / Path(document.file.name).name
+        with default_storage.open(document.file.name, "rb") as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out)
+        return target
+
+
+def _record_url_content(document: Document, path: Path) -> None:
+    if document.sha256:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    document.sha256 = digest.hexdigest()
+    document.size_bytes = path.stat().st_size
+    Document.objects.filter(pk=document.pk).update(
+        sha256=document.sha256, size_bytes=document.size_bytes
+    )
+
+
+def _original_of(document: Document) -> int | None:
+    """The earliest document of the same agent with the same content, if any.
+
+    Earliest id wins, so two copies processed at the same moment agree on which is the copy.
+    """
+    if not document.sha256:
+        return None
+    return (
+        Document.objects.filter(
+            agent_id=document.agent_id,
+            sha256=document.sha256,
+            pk__lt=document.pk,
+            duplicate_of__isnull=True,
+        )
+        .exclude(status=DocumentStatus.CANCELLED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def document_process(
+    *,
+    document_id: int,
+    task_id: str,
+    on_progress: Callable[[str, int], None] = lambda stage, progress: None,
+) -> ProcessOutcome:
+    """Claim, run the pipeline and store the result; safe to run twice for the same message.
+
+    Raises pipeline.TransientPipelineError (and database errors) for the caller to retry;
+    permanent problems with the file are recorded on the row and returned as "failed".
+    """
+    document = document_claim(document_id=document_id, task_id=task_id)
+    if document is None:
+        logger.info("document %s: message %s is not the live one; skipped", document_id, task_id)
+        return ProcessOutcome(status="skipped", document_id=document_id)
+    if document.attempts > docflow_setting("MAX_ATTEMPTS"):
+        error = (
+            f"Processing stopped {document.attempts - 1} times without finishing (the worker "
+            "was killed or lost). The file may be malformed or too large; check it and retry."
+        )
+        document_fail(document_id=document_id, task_id=task_id, error=error, code="worker_lost")
+        return ProcessOutcome(status="failed", document_id=document_id, error=error)
+
+    def progress(stage: str, percent: int) -> None:
+        document_record_progress(
+            document_id=document_id, task_id=task_id, stage=stage, progress=percent
+        )
+        on_progress(stage, percent)
+
+    on_progress("extract", 0)
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
+            path = _local_copy(document, Path(workdir))
+            _record_url_content(document, path)
+            original = _original_of(document)
+            if original is not None:
+                return _mark_duplicate(document, task_id=task_id, original_id=original)
+            result = pipeline.run_pipeline(
+                path,
+                name=document.original_name,
+                config=_pipeline_config(),
+                on_progress=progress,
+            )
+    except pipeline.PipelineError as exc:
+        document_fail(document_id=document_id, task_id=task_id, error=str(exc), code=exc.code)
+        return ProcessOutcome(status="failed", document_id=document_id, error=str(exc))
+    chunks = _store_result(document, task_id=task_id, result=result, started=started)
+    return ProcessOutcome(status="done", document_id=document_id, chunks=chunks)
+
+
+def _mark_duplicate(document: Document, *, task_id: str, original_id: int) -> ProcessOutcome:
+    _owned(document.pk, task_id).update(
+        status=DocumentStatus.DUPLICATE,
+        stage="duplicate",
+        progress=100,
+        duplicate_of_id=original_id,
+        error="",
+        finished_at=timezone.now(),
+    )
+    return ProcessOutcome(status="duplicate", document_id=document.pk)
+
+
+def _store_result(
+    document: Document, *, task_id: str, result: pipeline.PipelineResult, started: float
+) -> int:
+    """Replace the chunks and finish the row in one transaction (invariant 4).
+
+    The row lock serialises two deliveries of the same message, so the second one replaces the
+    first one's chunks instead of colliding with them.
+    """
+    meta = result.metadata
+    with transaction.atomic():
+        if not _owned(document.pk, task_id).select_for_update().exists():
+            raise DocumentCancelled
+        Chunk.objects.filter(document_id=document.pk).delete()
+        Chunk.objects.bulk_create(
+            [
+                Chunk(
+                    document_id=document.pk,
+                    ordinal=chunk.ordinal,
+                    text=chunk.text,
+                    page_start=chunk.page_start,
+                    page_end=chunk.page_end,
+                    size=len(chunk.text),
+                    keywords=chunk.keywords,
+                    embedding=chunk.embedding,
+                )
+                for chunk in result.chunks
+            ],
+            batch_size=500,
+        )
+        if connection.vendor == "postgresql":
+            Chunk.objects.filter(document_id=document.pk).update(
+                search_vector=SearchVector("text", config=SEARCH_CONFIG)
+            )
+        now = timezone.now()
+        Document.objects.filter(pk=document.pk).update(
+            status=DocumentStatus.DONE,
+            stage="done",
+            progress=100,
+            error="",
+            error_code="",
+            kind=str(result.kind),
+            page_count=meta.page_count,
+            title=meta.title[:500],
+            author=meta.author[:500],
+            language=meta.language[:16],
+            authored_at=meta.created_at,
+            modified_at=meta.modified_at,
+            keywords=result.keywords,
+            text_length=result.text_length,
+            chunk_count=len(result.chunks),
+            embedding_model=result.embedding_model,
+            finished_at=now,
+            processing_seconds=round(time.monotonic() - started, 3),
+        )
+    return len(result.chunks)

@@ -1,0 +1,132 @@
+"""Celery tasks for documents: thin callers of documents.services.
+
+Retries: only transient errors (network, provider, database) retry, with exponential backoff
+and full jitter; a file that is itself the problem fails at once with a readable message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerOperationalError
+
+from documents import pipeline, services
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    pipeline.TransientPipelineError,
+    OperationalError,
+    InterfaceError,
+    BrokerOperationalError,
+    ConnectionError,
+    TimeoutError,
+)
+MAX_RETRIES = 3
+
+
+def retry_countdown(retries: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, never sooner than a provider's Retry-After."""
+    base = settings.DOCFLOW["RETRY_BACKOFF_SECONDS"]
+    cap = settings.DOCFLOW["RETRY_BACKOFF_MAX_SECONDS"]
+    countdown = random.uniform(base, min(cap, base * 2**retries))  # noqa: S311  (jitter)
+    return max(countdown, retry_after or 0.0)
+
+
+def _report_state(task: Task, stage: str, progress: int) -> None:
+    if not task.request.is_eager:
+        task.update_state(state="PROGRESS", meta={"stage": stage, "progress": progress})
+
+
+@shared_task(
+    bind=True,
+    name="documents.tasks.document_process_task",
+    max_retries=MAX_RETRIES,
+    soft_time_limit=settings.DOCFLOW["PROCESS_SOFT_TIME_LIMIT"],
+    time_limit=settings.DOCFLOW["PROCESS_TIME_LIMIT"],
+)
+def document_process_task(self: Task, document_id: int) -> dict[str, Any]:
+    """Process one document into chunks; idempotent, and safe after a worker was killed."""
+    task_id: str = self.request.id
+    try:
+        outcome = services.document_process(
+            document_id=document_id,
+            task_id=task_id,
+            on_progress=lambda stage, progress: _report_state(self, stage, progress),
+        )
+    except services.DocumentCancelled:
+        return {"status": "cancelled", "document_id": document_id}
+    except SoftTimeLimitExceeded:
+        # Also how a running task learns of "Cancel" (revoke with SIGUSR1).
+        limit = settings.DOCFLOW["PROCESS_SOFT_TIME_LIMIT"]
+        error = (
+            f"Processing took longer than {limit} seconds and was stopped. "
+            "Split the document into smaller files and upload them again."
+        )
+        if services.document_fail(
+            document_id=document_id, task_id=task_id, error=error, code="time_limit"
+        ):
+            return {"status": "failed", "document_id": document_id, "error": error}
+        return {"status": "cancelled", "document_id": document_id}
+    except TRANSIENT_ERRORS as exc:
+        return _retry_or_give_up(self, document_id, exc)
+    except DatabaseError:
+        logger.exception("document %s: database error", document_id)
+        raise
+    except Exception as exc:
+        logger.exception("document %s: unexpected error", document_id)
+        services.document_fail(
+            document_id=document_id,
+            task_id=task_id,
+            error=f"Unexpected error while processing ({type(exc).__name__}: {exc}). "
+            "This is a bug: retry the document, and report it if it fails again.",
+            code="internal",
+        )
+        raise
+    return outcome.as_dict()
+
+
+def _retry_or_give_up(task: Task, document_id: int, exc: BaseException) -> dict[str, Any]:
+    task_id: str = task.request.id
+    if task.request.retries >= task.max_retries:
+        error = f"Gave up after {task.request.retries + 1} attempts: {exc}"
+        try:
+            services.document_fail(
+                document_id=document_id, task_id=task_id, error=error, code="transient"
+            )
+        except DatabaseError:
+            logger.exception("document %s: could not record the failure", document_id)
+        raise exc
+    try:
+        services.document_release_for_retry(
+            document_id=document_id, task_id=task_id, error=f"Will retry: {exc}"
+        )
+    except DatabaseError:
+        logger.warning("document %s: database unavailable; retrying anyway", document_id)
+    countdown = retry_countdown(task.request.retries, getattr(exc, "retry_after", None))
+    logger.info("document %s: transient error, retry in %.1fs: %s", document_id, countdown, exc)
+    raise task.retry(exc=exc, countdown=countdown)
+
+
+@shared_task(
+    name="documents.tasks.documents_fan_out_task",
+    soft_time_limit=120,
+    time_limit=150,
+    autoretry_for=(BrokerOperationalError, ConnectionError),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def documents_fan_out_task(pairs: list[list[Any]], queue: str) -> int:
+    """Publish one processing message per (document id, task id) pair.
+
+    Bulk callers send one message per few hundred documents and let workers publish the rest,
+    so a producer never becomes the bottleneck. Running it twice is harmless.
+    """
+    return services.documents_publish([(int(pk), str(tid)) for pk, tid in pairs], queue=queue)

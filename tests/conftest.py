@@ -1,0 +1,198 @@
+"""Shared fixtures: an agent, generated sample files, and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from documents import samples
+from documents.models import Agent, Document, Organization
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings: object) -> None:
+    """The test client speaks plain HTTP; production redirects it to HTTPS."""
+    settings.SECURE_SSL_REDIRECT = False  # type: ignore[attr-defined]
+    # No collectstatic in tests: serve the admin's assets without the manifest.
+    settings.STORAGES = {  # type: ignore[attr-defined]
+        **settings.STORAGES,  # type: ignore[attr-defined]
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def organization(db: None) -> Organization:
+    return Organization.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def agent(organization: Organization) -> Agent:
+    return Agent.objects.create(organization=organization, name="Support bot", slug="support")
+
+
+@pytest.fixture
+def pdf_file(tmp_path: Path) -> Path:
+    path = tmp_path / "handbook.pdf"
+    samples.make_pdf(path, pages=3, title="Handbook", author="Ada")
+    return path
+
+
+@pytest.fixture
+def corrupt_pdf(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.pdf"
+    samples.make_corrupt_pdf(path)
+    return path
+
+
+@pytest.fixture
+def media_root(tmp_path_factory: pytest.TempPathFactory, settings: object) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = root  # type: ignore[attr-defined]
+    return root
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wait_terminal(document_ids: list[int], timeout: float = 90) -> list[Document]:
+    def finished() -> bool:
+        return all(d.is_terminal for d in Document.objects.filter(pk__in=document_ids))
+
+    wait_for(finished, timeout=timeout)
+    return list(Document.objects.filter(pk__in=document_ids).order_by("pk"))
+
+
+@pytest.fixture(scope="session")
+def worker_media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("worker-media")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: None,
+    django_db_blocker: object,
+    worker_media_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery -A config worker` (prefork) on Redis and the test database."""
+    if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
+        pytest.skip("worker tests need DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)")
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(worker_media_root),
+        "DOCFLOW_RETRY_BACKOFF_SECONDS": "0.3",
+        "DOCFLOW_RETRY_BACKOFF_MAX_SECONDS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "high,medium,low,scheduled",
+                "--pool",
+                "prefork",
+                "-c",
+                "2",
+                "-n",
+                name,
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    from config.celery import app
+
+    try:
+        wait_for(lambda: bool(app.control.ping(timeout=0.5)), timeout=60, interval=0.5)
+    except AssertionError:
+        process.kill()
+        raise AssertionError("worker did not start:\n" + log_path.read_text()[-3000:]) from None
+    process.log_path = log_path  # type: ignore[attr-defined]
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def shared_media(worker_media_root: Path, settings: object) -> Path:
+    """The web side and the worker must see the same MEDIA_ROOT."""
+    settings.MEDIA_ROOT = worker_media_root  # type: ignore[attr-defined]
+    return worker_media_root
+
+
+class _Pages:
+    """Responses served by the local HTTP server, scripted per path by the tests."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
+        self.hits: dict[str, int] = {}
+
+    def add(self, path: str, *responses: tuple[int, dict[str, str], bytes]) -> None:
+        self.routes[path] = list(responses)
+
+
+@pytest.fixture
+def web_server() -> Iterator[tuple[str, _Pages]]:
+    """A local HTTP server; each path answers its scripted responses in turn (last repeats)."""
+    pages = _Pages()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            pages.hits[self.path] = pages.hits.get(self.path, 0) + 1
+            responses = pages.routes.get(self.path) or [(404, {}, b"not found")]
+            status, headers, body = responses.pop(0) if len(responses) > 1 else responses[0]
+            self.send_response(status)
+            for key, value in {"Content-Type": "text/html; charset=utf-8", **headers}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    server.shutdown()
