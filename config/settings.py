@@ -169,9 +169,10 @@ DOCFLOW = {
 }
 
 # --- Celery ----------------------------------------------------------------------------------
-# No broker configured: run tasks inline in the calling process (embedded default).
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# No broker configured: run tasks inline in the calling process (embedded default). The
+# in-memory transport only stands in so that nothing tries to reach a broker on localhost.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or "memory://"
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 CELERY_TASK_EAGER_PROPAGATES = False
 
 CELERY_ACCEPT_CONTENT = ["json"]

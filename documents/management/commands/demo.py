@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from documents import samples, services
+from documents.models import Document
 
 
 class Command(BaseCommand):
@@ -36,9 +37,11 @@ class Command(BaseCommand):
 
         agent = services.agent_get_or_create(organization_slug="demo", agent_slug="support-bot")
         folder: Path = options["samples"]
-        folder.mkdir(parents=True, exist_ok=True)
-        written = samples.write_sample_corpus(folder)
-        self.stdout.write(f"Wrote {len(written)} sample documents to {folder}")
+        if not folder.is_dir() or not any(folder.iterdir()):
+            folder.mkdir(parents=True, exist_ok=True)
+            written = samples.write_sample_corpus(folder)
+            self.stdout.write(f"Wrote {len(written)} sample documents to {folder}")
+        # Kept between runs: a second run records the same files as duplicates.
 
         call_command(
             "ingest_documents",
@@ -49,9 +52,12 @@ class Command(BaseCommand):
             stdout=self.stdout,
             stderr=self.stderr,
         )
+        top = Document.objects.filter(agent=agent, status="done").exclude(keywords=[]).first()
+        query = top.keywords[0] if top else "document"
+        self.stdout.write(f"\nSearch for {query!r}:")
         call_command(
             "search",
-            "keywords chunks",
+            query,
             agent=agent.slug,
             organization="demo",
             limit=3,

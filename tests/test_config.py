@@ -1,0 +1,89 @@
+"""Settings from the environment: production checks, the inline default, Celery reliability."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from config.celery import app
+from documents.checks import check_visibility_timeout
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_check_deploy_passes_with_production_values():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DEBUG": "false",
+            "SECRET_KEY": "p" * 30 + "-a-long-random-production-secret-" + "q" * 20,
+            "ALLOWED_HOSTS": "docflow.example.com",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/docflow",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        },
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_flags_the_development_secret_key():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env={"DEBUG": "false"})
+
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stdout + result.stderr
+
+
+def test_without_a_broker_tasks_run_inline_and_a_log_line_says_so(tmp_path):
+    result = manage("check", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+
+    assert result.returncode == 0
+    assert "tasks run inline" in result.stderr
+
+
+def test_celery_is_configured_for_reliability():
+    conf = app.conf
+    assert conf.task_acks_late
+    assert conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.result_backend == "django-db"
+    assert conf.result_extended
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert {q.name for q in conf.task_queues} == {"high", "medium", "low", "scheduled"}
+    route = app.amqp.router.route({}, "documents.tasks.document_process_task")
+    assert route["queue"].name == "high"
+    assert (
+        app.amqp.router.route({}, "documents.tasks.documents_fan_out_task")["queue"].name == "low"
+    )
+
+
+def test_visibility_timeout_below_a_time_limit_is_an_error(settings):
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
+
+    (error,) = check_visibility_timeout()
+
+    assert error.id == "docflow.E001"
+
+
+def test_the_configured_visibility_timeout_passes():
+    assert check_visibility_timeout() == []
