@@ -124,7 +124,10 @@ def make_pdf(
     paragraphs_per_page: int = 4,
     seed: int = 0,
 ) -> Path:
-    """A text PDF, one titled section per page, with title, author, dates and language."""
+    """A text PDF, one titled section per page, with title, author, dates and language.
+
+    Up to 6 paragraphs fit on a page; more raise ValueError rather than silently overflow.
+    """
     with _build_pdf(pages, title, author, paragraphs_per_page, seed) as doc:
         doc.save(path, garbage=3, deflate=True)
     return path

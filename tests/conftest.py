@@ -95,7 +95,7 @@ def celery_worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery -A config worker` (prefork) on Redis and the test database."""
-    if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
+    if connection.vendor != "postgresql" or settings.CELERY_TASK_ALWAYS_EAGER:
         pytest.skip("worker tests need DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)")
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     db = connection.settings_dict

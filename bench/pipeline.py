@@ -1,0 +1,266 @@
+"""Pipeline benchmark: the system's throughput against the bare pipeline, and ingest speed.
+
+    python bench/pipeline.py --json [--docs 200] [--pages 5] [--processes 2]
+                             [--ingest-files 100000]
+
+1. efficiency: the same generated multi-page PDFs go through
+   a) the bare pipeline (`run_pipeline`) in a pool of N processes, no database, no broker;
+   b) the real system: registered, sent through Redis, processed by `celery worker -c N`,
+      stored in PostgreSQL; timed from registration to the last `finished_at`.
+   ratio = (b docs/s) / (a docs/s); the aim is 0.95 or better.
+2. ingest: `ingest_documents` registering + enqueueing N small files (no worker consuming).
+
+Needs DATABASE_URL (PostgreSQL; a separate database `<name>_bench` is created) and
+CELERY_BROKER_URL (Redis; the database given is flushed). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("DATABASE_URL must point at PostgreSQL (e.g. make bench)")
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    name = parts.path.lstrip("/")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def make_corpus(folder: Path, count: int, pages: int) -> list[Path]:
+    from documents import samples
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"doc-{index:05d}.pdf"
+        samples.make_pdf(path, pages=pages, title=f"Report {index}", seed=index)
+        paths.append(path)
+    return paths
+
+
+def _bare_one(path: str) -> int:
+    from documents.pipeline import run_pipeline
+
+    return len(run_pipeline(Path(path)).chunks)
+
+
+def bare_throughput(paths: list[Path], processes: int) -> dict[str, float]:
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes) as pool:
+        pool.map(_bare_one, [str(paths[0])] * processes)  # warm every process, like a worker
+        started = time.perf_counter()
+        chunks = sum(pool.map(_bare_one, [str(p) for p in paths], chunksize=1))
+        elapsed = time.perf_counter() - started
+    return {"seconds": elapsed, "docs_per_second": len(paths) / elapsed, "chunks": chunks}
+
+
+def start_worker(env: dict[str, str], processes: int, queues: str) -> subprocess.Popen[bytes]:
+    from config.celery import app
+
+    log = open(Path(env["MEDIA_ROOT"]).parent / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(processes),
+            "-n",
+            f"bench-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5):
+        if time.monotonic() > deadline or worker.poll() is not None:
+            worker.kill()
+            sys.exit("the worker did not start; see worker.log")
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+def system_throughput(paths: list[Path], processes: int, env: dict[str, str]) -> dict[str, float]:
+    import uuid
+
+    from django.db.models import Avg, Max, Sum
+
+    from documents import services
+    from documents.archives import SourceFile
+    from documents.models import Document
+
+    agent = services.agent_get_or_create(organization_slug="bench", agent_slug="throughput")
+    worker = start_worker(env, processes, "high,low")
+    # Warm every worker process once, as the bare pool was warmed.
+    warm = [
+        SourceFile(name=f"warm-{i}.txt", data=f"warm up {i} ".encode() * 50)
+        for i in range(processes * 2)
+    ]
+    warm_batch = uuid.uuid4()
+    services.documents_register(agent=agent, sources=warm, batch_id=warm_batch, queue="high")
+    _wait_done(warm_batch, len(warm))
+
+    batch = uuid.uuid4()
+    started_wall = time.time()
+    services.documents_register(
+        agent=agent,
+        sources=[SourceFile(name=p.name, path=p) for p in paths],
+        batch_id=batch,
+        queue="high",
+    )
+    _wait_done(batch, len(paths))
+    stop_worker(worker)
+    rows = Document.objects.filter(batch_id=batch)
+    figures = rows.aggregate(
+        last=Max("finished_at"), mean=Avg("processing_seconds"), chunks=Sum("chunk_count")
+    )
+    elapsed = figures["last"].timestamp() - started_wall
+    failed = rows.exclude(status="done").count()
+    return {
+        "seconds": elapsed,
+        "docs_per_second": len(paths) / elapsed,
+        "chunks": figures["chunks"],
+        "mean_task_seconds": figures["mean"],
+        "not_done": failed,
+    }
+
+
+def _wait_done(batch, total: int, timeout: float = 1800) -> None:  # type: ignore[no-untyped-def]
+    from documents import services
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = services.batch_status_counts(batch)
+        if counts["pending"] + counts["queued"] + counts["processing"] == 0:
+            return
+        time.sleep(0.05)
+    sys.exit("timed out waiting for documents")
+
+
+def ingest_rate(count: int, workdir: Path) -> dict[str, float]:
+    from django.core.management import call_command
+
+    from documents import services
+
+    folder = workdir / "ingest"
+    for index in range(count):
+        sub = folder / f"{index // 1000:04d}"
+        if index % 1000 == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"note-{index}.txt").write_text(
+            f"Note {index}: customer asked about invoice {index * 7} and delivery window.\n"
+        )
+    services.agent_get_or_create(organization_slug="bench", agent_slug="ingest")
+    started = time.perf_counter()
+    call_command(
+        "ingest_documents",
+        str(folder),
+        agent="ingest",
+        organization="bench",
+        json=True,
+        stdout=open(os.devnull, "w"),  # noqa: SIM115
+    )
+    elapsed = time.perf_counter() - started
+    return {"files": count, "seconds": elapsed, "files_per_second": count / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--pages", type=int, default=5)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--ingest-files", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
+    args = parser.parse_args()
+
+    database_url = bench_database_url()
+    broker_url = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker_url.startswith("redis"):
+        sys.exit("CELERY_BROKER_URL must point at Redis (e.g. make bench)")
+    workdir = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(workdir / "media"),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    os.environ.update(env)
+    create_database(database_url)
+    import redis
+
+    redis.Redis.from_url(broker_url).flushdb()
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+    corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
+    bare = bare_throughput(corpus, args.processes)
+    system = system_throughput(corpus, args.processes, env)
+    ingest = ingest_rate(args.ingest_files, workdir) if args.ingest_files else None
+    redis.Redis.from_url(broker_url).flushdb()
+
+    print(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "corpus": {"documents": args.docs, "pages_per_document": args.pages},
+                "processes": args.processes,
+                "bare_pipeline": bare,
+                "through_celery": system,
+                "efficiency_ratio": system["docs_per_second"] / bare["docs_per_second"],
+                "ingest": ingest,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
