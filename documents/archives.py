@@ -30,6 +30,12 @@ class ArchiveLimits:
     max_ratio: int
 
 
+class SourceTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """One file to register: a name for people, and a way to read its bytes."""
@@ -38,11 +44,18 @@ class SourceFile:
     path: Path | None = None
     data: bytes | None = None
 
-    def read(self) -> bytes:
+    def read(self, limit: int | None = None) -> bytes:
+        """The bytes, or SourceTooLarge (before reading them) when over `limit`."""
         if self.data is not None:
+            if limit is not None and len(self.data) > limit:
+                raise SourceTooLarge(len(self.data))
             return self.data
         assert self.path is not None  # noqa: S101  (constructed with one of the two)
-        return self.path.read_bytes()
+        with open(self.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if limit is not None and size > limit:
+                raise SourceTooLarge(size)
+            return handle.read()
 
 
 def is_ignored(name: str) -> bool:

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
-from django.core.files.base import ContentFile, File
+from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import CharField, Count, F, Q, Value
@@ -31,7 +33,14 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from documents import pipeline
-from documents.archives import ArchiveError, ArchiveLimits, SourceFile, iter_archive
+from documents.archives import (
+    ArchiveError,
+    ArchiveLimits,
+    SourceFile,
+    SourceTooLarge,
+    iter_archive,
+)
+from documents.bulk import insert_documents, store_content
 from documents.models import (
     Agent,
     Chunk,
@@ -90,22 +99,26 @@ def agent_get_or_create(*, organization_slug: str, agent_slug: str) -> Agent:
 # --- Storing content ---------------------------------------------------------------------------
 
 
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+
 def _suffix(name: str) -> str:
-    suffix = PurePosixPath(name).suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix if _SUFFIX.fullmatch(suffix) else ""
 
 
 def storage_name_for(sha256: str, original_name: str) -> str:
-    """Content-addressed: the same bytes are stored once, and storing again is a no-op."""
-    return f"documents/{sha256[:2]}/{sha256[2:4]}/{sha256}{_suffix(original_name)}"
+    """Content-addressed: the same bytes are stored once, and storing again is a no-op.
+
+    One level of 256 folders: 500,000 files make ~2,000 per folder, and registering does not
+    pay for creating tens of thousands of folders.
+    """
+    return f"documents/{sha256[:2]}/{sha256}{_suffix(original_name)}"
 
 
 def _store_bytes(data: bytes, original_name: str) -> tuple[str, str]:
     sha256 = hashlib.sha256(data).hexdigest()
-    name = storage_name_for(sha256, original_name)
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(data))
-    return name, sha256
+    return store_content(data, storage_name_for(sha256, original_name)), sha256
 
 
 def _store_upload(upload: IO[bytes] | File, original_name: str) -> tuple[str, str, int]:
@@ -377,19 +390,64 @@ def documents_register(
     sources: Iterable[SourceFile],
     batch_id: uuid.UUID,
     queue: str = "low",
-    batch_size: int = 1000,
+    batch_size: int = 2000,
+    batch_bytes: int = 64 * 1024 * 1024,
     on_batch: Callable[[int], None] = lambda n: None,
 ) -> RegisterStats:
     """Register many files with bulk inserts and enqueue them, a batch at a time.
 
     Known content (same sha256 for the same agent) is recorded as a duplicate at once and never
-    enqueued. Each batch commits on its own so memory stays flat for 500,000 files.
+    enqueued. Each batch commits on its own, and holds at most `batch_bytes` of archive members
+    in memory, so memory stays flat for 500,000 files.
     """
     stats = RegisterStats()
-    for batch in _batched(sources, batch_size):
+    for batch in _source_batches(sources, batch_size, batch_bytes):
         _register_batch(agent=agent, batch=batch, batch_id=batch_id, queue=queue, stats=stats)
         on_batch(len(batch))
     return stats
+
+
+def _source_batches(
+    sources: Iterable[SourceFile], size: int, max_bytes: int
+) -> Iterator[list[SourceFile]]:
+    batch: list[SourceFile] = []
+    held = 0
+    for source in sources:
+        batch.append(source)
+        held += len(source.data) if source.data is not None else 0
+        if len(batch) >= size or held >= max_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def _prepare_row(
+    source: SourceFile, *, common: dict[str, Any], max_bytes: int
+) -> dict[str, Any] | str:
+    """Store one file and describe its row; a string is a reason it could not be read."""
+    row = {**common, "original_name": source.name[:500], "status": DocumentStatus.PENDING.value}
+    try:
+        data = source.read(limit=max_bytes)
+    except SourceTooLarge as exc:  # a huge file is never loaded
+        row.update(
+            size_bytes=exc.size,
+            status=DocumentStatus.FAILED.value,
+            stage="failed",
+            error=_too_large_message(exc.size),
+            error_code="too_large",
+            finished_at=common["created_at"],
+        )
+        return row
+    except OSError as exc:
+        return f"Cannot read the file: {exc.strerror or exc}"
+    sha256 = hashlib.sha256(data).hexdigest()
+    row.update(
+        size_bytes=len(data),
+        sha256=sha256,
+        file=store_content(data, storage_name_for(sha256, source.name)),
+    )
+    return row
 
 
 def _register_batch(
@@ -400,76 +458,62 @@ def _register_batch(
     queue: str,
     stats: RegisterStats,
 ) -> None:
+    """Store, deduplicate and insert one batch: three queries whatever the batch size."""
     now = timezone.now()
-    max_bytes = docflow_setting("MAX_DOCUMENT_BYTES")
-    stored: list[tuple[SourceFile, str, str, int]] = []
-    rejected: list[Document] = []
-    for source in batch:
-        try:
-            data = source.read()
-        except OSError as exc:
-            stats.failures.append({"path": source.name, "error": f"Cannot read the file: {exc}"})
+    common = {"agent_id": agent.pk, "batch_id": batch_id, "created_at": now}
+    prepare = partial(_prepare_row, common=common, max_bytes=docflow_setting("MAX_DOCUMENT_BYTES"))
+    stored: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    for source, row in zip(batch, map(prepare, batch), strict=True):
+        if isinstance(row, str):
+            stats.failures.append({"path": source.name, "error": row})
             stats.failed += 1
-            continue
-        if len(data) > max_bytes:
-            rejected.append(
-                Document(
-                    agent=agent,
-                    original_name=source.name[:500],
-                    size_bytes=len(data),
-                    status=DocumentStatus.FAILED,
-                    error=_too_large_message(len(data)),
-                    error_code="too_large",
-                    finished_at=now,
-                    batch_id=batch_id,
-                )
-            )
-            continue
-        name, sha256 = _store_bytes(data, source.name)
-        stored.append((source, name, sha256, len(data)))
+        elif row["status"] == DocumentStatus.FAILED:
+            rejected.append(row)
+        else:
+            stored.append(row)
 
     known = dict(
         Document.objects.filter(
-            agent=agent, sha256__in={sha for _, _, sha, _ in stored}, duplicate_of__isnull=True
+            agent=agent, sha256__in={row["sha256"] for row in stored}, duplicate_of__isnull=True
         )
         .exclude(status=DocumentStatus.CANCELLED)
         .order_by("-pk")
         .values_list("sha256", "pk")
     )
-    originals: dict[str, Document] = {}
-    duplicates: list[tuple[Document, str]] = []
-    for source, name, sha256, size in stored:
-        document = Document(
-            agent=agent,
-            file=name,
-            original_name=source.name[:500],
-            size_bytes=size,
-            sha256=sha256,
-            batch_id=batch_id,
-        )
-        if sha256 in known or sha256 in originals:
-            document.status = DocumentStatus.DUPLICATE
-            document.stage = "duplicate"
-            document.progress = 100
-            document.finished_at = now
-            duplicates.append((document, sha256))
+    originals: dict[str, dict[str, Any]] = {}
+    duplicates: list[dict[str, Any]] = []
+    for row in stored:
+        if row["sha256"] in known or row["sha256"] in originals:
+            row.update(
+                status=DocumentStatus.DUPLICATE.value,
+                stage="duplicate",
+                progress=100,
+                finished_at=now,
+            )
+            duplicates.append(row)
         else:
-            document.status = DocumentStatus.QUEUED
-            document.stage = "queued"
-            document.task_id = uuid.uuid4().hex
-            document.queued_at = now
-            originals[sha256] = document
+            row.update(
+                status=DocumentStatus.QUEUED.value,
+                stage="queued",
+                task_id=uuid.uuid4().hex,
+                queued_at=now,
+            )
+            originals[row["sha256"]] = row
 
     with transaction.atomic():
-        created = Document.objects.bulk_create(list(originals.values()))
-        for document, sha256 in duplicates:
-            document.duplicate_of_id = known.get(sha256) or originals[sha256].pk
-        Document.objects.bulk_create([d for d, _ in duplicates] + rejected)
-        pairs = [(d.pk, d.task_id) for d in created]
-        transaction.on_commit(partial(_publish, pairs, queue=queue))
+        queued = list(originals.values())
+        for pk, row in zip(insert_documents(queued), queued, strict=True):
+            row["id"] = pk
+        for row in duplicates:
+            row["duplicate_of_id"] = known.get(row["sha256"]) or originals[row["sha256"]]["id"]
+        insert_documents(duplicates + rejected)
+        pairs = [(row["id"], row["task_id"]) for row in queued]
+        if pairs:
+            transaction.on_commit(partial(_publish, pairs, queue=queue))
 
-    stats.registered += len(created) + len(duplicates) + len(rejected)
-    stats.queued += len(created)
+    stats.registered += len(queued) + len(duplicates) + len(rejected)
+    stats.queued += len(queued)
     stats.duplicates += len(duplicates)
     stats.failed += len(rejected)
 
@@ -535,9 +579,35 @@ def document_claim(*, document_id: int, task_id: str) -> Document | None:
     return Document.objects.select_related("agent").get(pk=document_id)
 
 
-def document_record_progress(*, document_id: int, task_id: str, stage: str, progress: int) -> None:
-    if not _owned(document_id, task_id).update(stage=stage, progress=progress):
-        raise DocumentCancelled
+@contextmanager
+def _without_waiting_for_disk() -> Iterator[None]:
+    """A transaction whose commit does not wait for the WAL flush (PostgreSQL).
+
+    For progress only: losing the last progress write in a database crash is harmless (the
+    final state supersedes it), while waiting for fsync on every step costs more than the
+    step itself for small documents.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        yield
+
+
+def document_record_progress(
+    *,
+    document_id: int,
+    task_id: str,
+    stage: str,
+    progress: int,
+    also: Callable[[str, int], None] = lambda stage, progress: None,
+) -> None:
+    """Write stage and progress on the row, and hand them to `also` (the Celery state) in the
+    same transaction. Raises DocumentCancelled when the row is no longer this task's."""
+    with _without_waiting_for_disk():
+        if not _owned(document_id, task_id).update(stage=stage, progress=progress):
+            raise DocumentCancelled
+        also(stage, progress)
 
 
 def document_fail(*, document_id: int, task_id: str, error: str, code: str) -> bool:
@@ -669,11 +739,14 @@ def document_process(
 
     def progress(stage: str, percent: int) -> None:
         document_record_progress(
-            document_id=document_id, task_id=task_id, stage=stage, progress=percent
+            document_id=document_id,
+            task_id=task_id,
+            stage=stage,
+            progress=percent,
+            also=on_progress,
         )
-        on_progress(stage, percent)
 
-    on_progress("extract", 0)
+    progress("extract", 0)
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
@@ -682,9 +755,13 @@ def document_process(
             original = _original_of(document)
             if original is not None:
                 return _mark_duplicate(document, task_id=task_id, original_id=original)
+            # Recorded before the heavy work, so a failed document still shows its type.
+            kind = pipeline.detect_kind(path, document.original_name)
+            _owned(document_id, task_id).update(kind=str(kind))
             result = pipeline.run_pipeline(
                 path,
                 name=document.original_name,
+                kind=kind,
                 config=_pipeline_config(),
                 on_progress=progress,
             )
@@ -720,6 +797,7 @@ def _store_result(
         if not _owned(document.pk, task_id).select_for_update().exists():
             raise DocumentCancelled
         Chunk.objects.filter(document_id=document.pk).delete()
+        postgres = connection.vendor == "postgresql"
         Chunk.objects.bulk_create(
             [
                 Chunk(
@@ -731,15 +809,15 @@ def _store_result(
                     size=len(chunk.text),
                     keywords=chunk.keywords,
                     embedding=chunk.embedding,
+                    # Computed by the INSERT itself: no second pass rewriting every row.
+                    search_vector=(
+                        SearchVector(Value(chunk.text), config=SEARCH_CONFIG) if postgres else None
+                    ),
                 )
                 for chunk in result.chunks
             ],
             batch_size=500,
         )
-        if connection.vendor == "postgresql":
-            Chunk.objects.filter(document_id=document.pk).update(
-                search_vector=SearchVector("text", config=SEARCH_CONFIG)
-            )
         now = timezone.now()
         Document.objects.filter(pk=document.pk).update(
             status=DocumentStatus.DONE,

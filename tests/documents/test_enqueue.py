@@ -245,3 +245,63 @@ def test_sources_from_paths_read_lazily(tmp_path: Path):
     source = SourceFile(name="a.txt", path=path)
 
     assert source.read() == b"hello"
+
+
+def test_bulk_register_refuses_oversized_files_and_stores_nothing_of_them(
+    agent, media_root, published, settings, tmp_path
+):
+    settings.DOCFLOW = {**settings.DOCFLOW, "MAX_DOCUMENT_BYTES": 100}
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_bytes(b"x" * 101)
+    small.write_bytes(b"fits")
+    batch = uuid.uuid4()
+
+    stats = services.documents_register(
+        agent=agent,
+        sources=[SourceFile(name="big.txt", path=big), SourceFile(name="small.txt", path=small)],
+        batch_id=batch,
+    )
+
+    refused = Document.objects.get(batch_id=batch, original_name="big.txt")
+    assert (stats.queued, stats.failed) == (1, 1)
+    assert (refused.status, refused.error_code, refused.size_bytes) == ("failed", "too_large", 101)
+    assert not refused.file
+    assert "101 bytes" in refused.error
+    assert [p.stat().st_size for p in media_root.rglob("*") if p.is_file()] == [4]
+
+
+def test_unreadable_files_are_reported_and_the_rest_registered(
+    agent, media_root, published, tmp_path
+):
+    good = tmp_path / "good.txt"
+    good.write_text("readable")
+
+    stats = services.documents_register(
+        agent=agent,
+        sources=[
+            SourceFile(name="gone.txt", path=tmp_path / "gone.txt"),
+            SourceFile(name="good.txt", path=good),
+        ],
+        batch_id=uuid.uuid4(),
+    )
+
+    assert stats.queued == 1
+    assert stats.failures == [
+        {"path": "gone.txt", "error": "Cannot read the file: No such file or directory"}
+    ]
+
+
+def test_archive_members_are_batched_by_bytes_held_in_memory(agent, media_root, published):
+    sources = [SourceFile(name=f"m{i}.txt", data=bytes([65 + i]) * 600) for i in range(5)]
+    seen: list[int] = []
+
+    services.documents_register(
+        agent=agent,
+        sources=sources,
+        batch_id=uuid.uuid4(),
+        batch_size=100,
+        batch_bytes=1000,
+        on_batch=seen.append,
+    )
+
+    assert seen == [2, 2, 1]

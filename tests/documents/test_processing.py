@@ -129,6 +129,7 @@ def test_permanent_problems_fail_at_once_with_a_readable_error(
     document.refresh_from_db()
     assert outcome.status == "failed"
     assert (document.status, document.error_code, document.attempts) == ("failed", code, 1)
+    assert document.kind == "pdf"
     assert len(document.error) > 20
     assert document.chunk_count == 0
 
@@ -141,7 +142,7 @@ def test_binary_junk_is_unsupported(agent, tmp_path, media_root):
     process(document)
 
     document.refresh_from_db()
-    assert (document.status, document.error_code) == ("failed", "unsupported")
+    assert (document.status, document.error_code, document.kind) == ("failed", "unsupported", "")
 
 
 def test_same_content_for_the_same_agent_is_a_duplicate(agent, pdf_file, media_root):
