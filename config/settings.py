@@ -157,6 +157,8 @@ DOCFLOW = {
     "EMBEDDING_DIMENSIONS": env.int("DOCFLOW_EMBEDDING_DIMENSIONS", default=256),
     "EMBEDDING_MODEL": env("DOCFLOW_EMBEDDING_MODEL", default=""),
     "FETCH_TIMEOUT_SECONDS": env.float("DOCFLOW_FETCH_TIMEOUT_SECONDS", default=20.0),
+    # Off: URLs resolving to loopback, private or link-local addresses are refused (SSRF).
+    "FETCH_ALLOW_PRIVATE": env.bool("DOCFLOW_FETCH_ALLOW_PRIVATE", default=False),
     # A document whose worker died this many times is failed instead of retried forever.
     "MAX_ATTEMPTS": env.int("DOCFLOW_MAX_ATTEMPTS", default=4),
     "RETRY_BACKOFF_SECONDS": env.float("DOCFLOW_RETRY_BACKOFF_SECONDS", default=5.0),

@@ -6,7 +6,6 @@ happens in workers, never in the request.
 
 from __future__ import annotations
 
-import zipfile
 from typing import Any
 
 from django.contrib import admin, messages
@@ -20,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from documents import selectors, services
+from documents.archives import is_archive_name
 from documents.forms import AddFromUrlForm, DocumentUploadForm, UploadManyForm
 from documents.models import (
     TERMINAL_STATUSES,
@@ -310,15 +310,14 @@ class DocumentAdmin(admin.ModelAdmin):
         errors: list[str] = []
         with transaction.atomic():
             for upload in form.cleaned_data["files"]:
-                if upload.name.lower().endswith(".zip") and zipfile.is_zipfile(upload):
-                    upload.seek(0)
+                if is_archive_name(upload.name):
                     outcome = services.documents_create_from_archive(
                         agent=agent,
                         archive=upload,
                         archive_name=upload.name,
                         created_by=request.user,
                     )
-                    created += len(outcome.documents)
+                    created += outcome.registered
                     if outcome.error:
                         errors.append(outcome.error)
                     continue

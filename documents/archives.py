@@ -63,9 +63,10 @@ def is_ignored(name: str) -> bool:
     return base in IGNORED_NAMES or base.startswith("._") or name.startswith(IGNORED_PREFIXES)
 
 
-def is_zip(path: Path) -> bool:
-    """A .zip by name and by content (a DOCX or EPUB is a zip too, but is a document)."""
-    return path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
+def is_archive_name(name: str) -> bool:
+    """Archives are told by name: a DOCX or EPUB is a zip too, but is a document. A broken
+    .zip is then reported as a broken archive, not processed as a document."""
+    return name.lower().endswith(".zip")
 
 
 def _check_member_name(name: str) -> None:

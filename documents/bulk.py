@@ -9,11 +9,13 @@ go to PostgreSQL with COPY. Other databases fall back to `bulk_create`.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
+import uuid
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import connection
 from django.db.models import Field
@@ -21,7 +23,6 @@ from django.db.models import Field
 from documents.models import Document
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-_counter = itertools.count()
 
 
 @cache
@@ -61,7 +62,7 @@ def insert_documents(rows: list[dict[str, Any]]) -> list[int]:
     return ids
 
 
-def store_content(data: bytes, name: str) -> str:
+def store_content(data: bytes | Iterable[bytes], name: str) -> str:
     """Write content-addressed bytes once; returns the storage name.
 
     On the local file system this is one stat for content already stored, and otherwise a
@@ -69,28 +70,29 @@ def store_content(data: bytes, name: str) -> str:
     under a content address.
     """
     storage = storages["default"]
+    blocks = [data] if isinstance(data, bytes) else data
     if not isinstance(storage, FileSystemStorage):
         if not storage.exists(name):
-            from django.core.files.base import ContentFile
-
-            name = storage.save(name, ContentFile(data))
+            name = storage.save(name, ContentFile(b"".join(blocks)))
         return name
     # `name` is built from a hex digest and a checked suffix, so a plain join is safe here.
     path = os.path.join(storage.location, name)
     if os.path.exists(path):
         return name
     mode = storage.file_permissions_mode or 0o644
-    temporary = f"{path}.{os.getpid()}.{next(_counter)}.incoming"
+    # Unique across processes and machines sharing the volume.
+    temporary = f"{path}.{uuid.uuid4().hex}.incoming"
     try:
         descriptor = os.open(temporary, _CREATE_FLAGS, mode)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         descriptor = os.open(temporary, _CREATE_FLAGS, mode)
     try:
-        with memoryview(data) as view:
-            written = 0
-            while written < len(view):
-                written += os.write(descriptor, view[written:])
+        for block in blocks:
+            with memoryview(block) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(descriptor, view[written:])
         os.close(descriptor)
         os.replace(temporary, path)
     except BaseException:

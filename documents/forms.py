@@ -10,7 +10,9 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 
-from documents.models import Agent
+from documents.models import Agent, Document
+
+MAX_URL_LENGTH = Document._meta.get_field("source_url").max_length or 2000
 
 
 def _check_size(upload: UploadedFile) -> None:
@@ -88,6 +90,9 @@ class AddFromUrlForm(forms.Form):
                 validate(url)
             except ValidationError:
                 errors.append(f"Line {number}: {url!r} is not an http(s) address.")
+                continue
+            if len(url) > MAX_URL_LENGTH:
+                errors.append(f"Line {number}: longer than {MAX_URL_LENGTH} characters.")
                 continue
             urls.append(url)
         if errors:

@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 # Below this many documents a caller publishes directly; above, workers fan the messages out.
 DIRECT_PUBLISH_LIMIT = 50
 UNFINISHED = (DocumentStatus.PENDING, DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
+# An earlier copy in one of these states does not make a new upload a duplicate.
+NOT_ORIGINALS = (DocumentStatus.FAILED, DocumentStatus.CANCELLED, DocumentStatus.DUPLICATE)
 
 
 def docflow_setting(name: str) -> Any:
@@ -116,11 +118,6 @@ def storage_name_for(sha256: str, original_name: str) -> str:
     return f"documents/{sha256[:2]}/{sha256}{_suffix(original_name)}"
 
 
-def _store_bytes(data: bytes, original_name: str) -> tuple[str, str]:
-    sha256 = hashlib.sha256(data).hexdigest()
-    return store_content(data, storage_name_for(sha256, original_name)), sha256
-
-
 def _store_upload(upload: IO[bytes] | File, original_name: str) -> tuple[str, str, int]:
     """Hash a (possibly large, disk-backed) upload in blocks, then store it once."""
     digest = hashlib.sha256()
@@ -130,11 +127,8 @@ def _store_upload(upload: IO[bytes] | File, original_name: str) -> tuple[str, st
         digest.update(block)
         size += len(block)
     sha256 = digest.hexdigest()
-    name = storage_name_for(sha256, original_name)
-    if not default_storage.exists(name):
-        wrapped.seek(0)
-        name = default_storage.save(name, wrapped)
-    return name, sha256, size
+    wrapped.seek(0)
+    return store_content(wrapped.chunks(), storage_name_for(sha256, original_name)), sha256, size
 
 
 def _too_large_message(size: int) -> str:
@@ -187,7 +181,8 @@ def document_create_from_url(*, agent: Agent, url: str, created_by: Any = None) 
 
 @dataclass
 class ArchiveOutcome:
-    documents: list[Document] = field(default_factory=list)
+    registered: int = 0
+    batch_id: uuid.UUID | None = None
     error: str = ""
 
 
@@ -203,33 +198,42 @@ def archive_limits() -> ArchiveLimits:
 def documents_create_from_archive(
     *, agent: Agent, archive: IO[bytes], archive_name: str, created_by: Any = None
 ) -> ArchiveOutcome:
-    """Unpack a checked zip into one pending document per file, all or nothing."""
+    """Register every file of a checked zip, in bounded batches, queued on `high`.
+
+    The whole archive is checked (paths, counts, sizes, ratios) before anything is stored, so a
+    refused archive leaves nothing behind.
+    """
+    batch_id = uuid.uuid4()
     try:
-        members = list(iter_archive(archive, archive_limits(), prefix=f"{archive_name}/"))
+        stats = documents_register(
+            agent=agent,
+            sources=iter_archive(archive, archive_limits(), prefix=f"{archive_name}/"),
+            batch_id=batch_id,
+            queue="high",
+            created_by=created_by,
+        )
     except ArchiveError as exc:
         return ArchiveOutcome(error=f"{archive_name}: {exc}")
-    outcome = ArchiveOutcome()
-    with transaction.atomic():
-        for member in members:
-            data = member.read()
-            name, sha256 = _store_bytes(data, member.name)
-            outcome.documents.append(
-                Document.objects.create(
-                    agent=agent,
-                    file=name,
-                    original_name=member.name[:500],
-                    size_bytes=len(data),
-                    sha256=sha256,
-                    created_by=created_by,
-                )
-            )
-    return outcome
+    return ArchiveOutcome(registered=stats.registered, batch_id=batch_id)
 
 
 # --- Enqueueing ----------------------------------------------------------------------------------
 
 
 def _publish(pairs: list[tuple[int, str]], *, queue: str) -> None:
+    """Publish after commit; a broker outage must not turn a saved upload into an error page.
+
+    The rows stay queued and say so; publishing again (Process / reprocess) recovers them.
+    """
+    try:
+        _publish_now(pairs, queue=queue)
+    except Exception:
+        logger.exception(
+            "Could not publish %d documents to the broker; they stay queued.", len(pairs)
+        )
+
+
+def _publish_now(pairs: list[tuple[int, str]], *, queue: str) -> None:
     """Publish one message per document through a single producer connection."""
     from documents.tasks import document_process_task, documents_fan_out_task
 
@@ -392,6 +396,7 @@ def documents_register(
     queue: str = "low",
     batch_size: int = 2000,
     batch_bytes: int = 64 * 1024 * 1024,
+    created_by: Any = None,
     on_batch: Callable[[int], None] = lambda n: None,
 ) -> RegisterStats:
     """Register many files with bulk inserts and enqueue them, a batch at a time.
@@ -402,7 +407,14 @@ def documents_register(
     """
     stats = RegisterStats()
     for batch in _source_batches(sources, batch_size, batch_bytes):
-        _register_batch(agent=agent, batch=batch, batch_id=batch_id, queue=queue, stats=stats)
+        _register_batch(
+            agent=agent,
+            batch=batch,
+            batch_id=batch_id,
+            queue=queue,
+            stats=stats,
+            created_by_id=created_by.pk if created_by is not None else None,
+        )
         on_batch(len(batch))
     return stats
 
@@ -457,10 +469,16 @@ def _register_batch(
     batch_id: uuid.UUID,
     queue: str,
     stats: RegisterStats,
+    created_by_id: int | None = None,
 ) -> None:
     """Store, deduplicate and insert one batch: three queries whatever the batch size."""
     now = timezone.now()
-    common = {"agent_id": agent.pk, "batch_id": batch_id, "created_at": now}
+    common = {
+        "agent_id": agent.pk,
+        "batch_id": batch_id,
+        "created_at": now,
+        "created_by_id": created_by_id,
+    }
     prepare = partial(_prepare_row, common=common, max_bytes=docflow_setting("MAX_DOCUMENT_BYTES"))
     stored: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -477,7 +495,7 @@ def _register_batch(
         Document.objects.filter(
             agent=agent, sha256__in={row["sha256"] for row in stored}, duplicate_of__isnull=True
         )
-        .exclude(status=DocumentStatus.CANCELLED)
+        .exclude(status__in=NOT_ORIGINALS)
         .order_by("-pk")
         .values_list("sha256", "pk")
     )
@@ -557,17 +575,18 @@ def _owned(document_id: int, task_id: str):  # type: ignore[no-untyped-def]
     )
 
 
-def document_claim(*, document_id: int, task_id: str) -> Document | None:
+def document_claim(*, document_id: int, task_id: str, redelivered: bool = False) -> Document | None:
     """Move the row to processing if this message is its live one.
 
-    A row still `processing` under the same task id is a redelivery after a worker died (its
-    message came back through task_reject_on_worker_lost): claim it again and count the attempt.
+    A row already `processing` under the same task id may be claimed again only by a message the
+    broker delivered again (its worker died: task_reject_on_worker_lost) or by a retry of it;
+    a second copy of a fresh message (a fan-out published twice) finds nothing to claim.
+    Every claim counts an attempt.
     """
-    claimed = Document.objects.filter(
-        pk=document_id,
-        task_id=task_id,
-        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
-    ).update(
+    claimable = [DocumentStatus.QUEUED]
+    if redelivered:
+        claimable.append(DocumentStatus.PROCESSING)
+    claimed = Document.objects.filter(pk=document_id, task_id=task_id, status__in=claimable).update(
         status=DocumentStatus.PROCESSING,
         stage="extract",
         progress=0,
@@ -664,6 +683,7 @@ def _local_copy(document: Document, workdir: Path) -> Path:
             target,
             timeout=docflow_setting("FETCH_TIMEOUT_SECONDS"),
             max_bytes=docflow_setting("MAX_DOCUMENT_BYTES"),
+            allow_private=docflow_setting("FETCH_ALLOW_PRIVATE"),
         )
         return target
     if not document.file or not default_storage.exists(document.file.name):
@@ -697,6 +717,7 @@ def _original_of(document: Document) -> int | None:
     """The earliest document of the same agent with the same content, if any.
 
     Earliest id wins, so two copies processed at the same moment agree on which is the copy.
+    A failed or cancelled earlier copy does not count: this one deserves its own try.
     """
     if not document.sha256:
         return None
@@ -707,7 +728,7 @@ def _original_of(document: Document) -> int | None:
             pk__lt=document.pk,
             duplicate_of__isnull=True,
         )
-        .exclude(status=DocumentStatus.CANCELLED)
+        .exclude(status__in=NOT_ORIGINALS)
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()
@@ -718,6 +739,7 @@ def document_process(
     *,
     document_id: int,
     task_id: str,
+    redelivered: bool = False,
     on_progress: Callable[[str, int], None] = lambda stage, progress: None,
 ) -> ProcessOutcome:
     """Claim, run the pipeline and store the result; safe to run twice for the same message.
@@ -725,7 +747,7 @@ def document_process(
     Raises pipeline.TransientPipelineError (and database errors) for the caller to retry;
     permanent problems with the file are recorded on the row and returned as "failed".
     """
-    document = document_claim(document_id=document_id, task_id=task_id)
+    document = document_claim(document_id=document_id, task_id=task_id, redelivered=redelivered)
     if document is None:
         logger.info("document %s: message %s is not the live one; skipped", document_id, task_id)
         return ProcessOutcome(status="skipped", document_id=document_id)

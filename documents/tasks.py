@@ -36,7 +36,8 @@ def retry_countdown(retries: int, retry_after: float | None = None) -> float:
     base = settings.DOCFLOW["RETRY_BACKOFF_SECONDS"]
     cap = settings.DOCFLOW["RETRY_BACKOFF_MAX_SECONDS"]
     countdown = random.uniform(base, min(cap, base * 2**retries))  # noqa: S311  (jitter)
-    return max(countdown, retry_after or 0.0)
+    # A Retry-After beyond the cap would park the message for days: the cap wins.
+    return min(max(countdown, retry_after or 0.0), cap)
 
 
 def _report_state(task: Task, stage: str, progress: int) -> None:
@@ -54,10 +55,12 @@ def _report_state(task: Task, stage: str, progress: int) -> None:
 def document_process_task(self: Task, document_id: int) -> dict[str, Any]:
     """Process one document into chunks; idempotent, and safe after a worker was killed."""
     task_id: str = self.request.id
+    delivery = self.request.delivery_info or {}
     try:
         outcome = services.document_process(
             document_id=document_id,
             task_id=task_id,
+            redelivered=bool(delivery.get("redelivered")) or self.request.retries > 0,
             on_progress=lambda stage, progress: _report_state(self, stage, progress),
         )
     except services.DocumentCancelled:
@@ -76,32 +79,33 @@ def document_process_task(self: Task, document_id: int) -> dict[str, Any]:
         return {"status": "cancelled", "document_id": document_id}
     except TRANSIENT_ERRORS as exc:
         return _retry_or_give_up(self, document_id, exc)
-    except DatabaseError:
-        logger.exception("document %s: database error", document_id)
-        raise
     except Exception as exc:
+        # A bug, or a database error that will not heal by waiting (DataError, IntegrityError):
+        # the row must not stay `processing` with its message acknowledged.
         logger.exception("document %s: unexpected error", document_id)
-        services.document_fail(
-            document_id=document_id,
-            task_id=task_id,
-            error=f"Unexpected error while processing ({type(exc).__name__}: {exc}). "
+        _record_failure(
+            document_id,
+            task_id,
+            f"Unexpected error while processing ({type(exc).__name__}: {exc}). "
             "This is a bug: retry the document, and report it if it fails again.",
-            code="internal",
+            "internal",
         )
         raise
     return outcome.as_dict()
+
+
+def _record_failure(document_id: int, task_id: str, error: str, code: str) -> None:
+    try:
+        services.document_fail(document_id=document_id, task_id=task_id, error=error, code=code)
+    except DatabaseError:
+        logger.exception("document %s: could not record the failure", document_id)
 
 
 def _retry_or_give_up(task: Task, document_id: int, exc: BaseException) -> dict[str, Any]:
     task_id: str = task.request.id
     if task.request.retries >= task.max_retries:
         error = f"Gave up after {task.request.retries + 1} attempts: {exc}"
-        try:
-            services.document_fail(
-                document_id=document_id, task_id=task_id, error=error, code="transient"
-            )
-        except DatabaseError:
-            logger.exception("document %s: could not record the failure", document_id)
+        _record_failure(document_id, task_id, error, "transient")
         raise exc
     try:
         services.document_release_for_retry(
@@ -111,7 +115,18 @@ def _retry_or_give_up(task: Task, document_id: int, exc: BaseException) -> dict[
         logger.warning("document %s: database unavailable; retrying anyway", document_id)
     countdown = retry_countdown(task.request.retries, getattr(exc, "retry_after", None))
     logger.info("document %s: transient error, retry in %.1fs: %s", document_id, countdown, exc)
-    raise task.retry(exc=exc, countdown=countdown)
+    try:
+        raise task.retry(exc=exc, countdown=countdown)
+    except (BrokerOperationalError, ConnectionError) as publish_error:
+        # No retry message exists: say so on the row rather than leave it waiting forever.
+        _record_failure(
+            document_id,
+            task_id,
+            f"Could not schedule a retry ({publish_error}) after: {exc}. Retry it when the "
+            "broker is back.",
+            "transient",
+        )
+        raise
 
 
 @shared_task(

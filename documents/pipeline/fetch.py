@@ -9,6 +9,8 @@ raise ``TransientPipelineError`` and carry the server's ``Retry-After`` when it 
 from __future__ import annotations
 
 import http.client
+import ipaddress
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -43,13 +45,23 @@ def fetch_url(
     timeout: float = 20,
     max_bytes: int = 20_000_000,
     user_agent: str = "Docflow/1.0",
+    allow_private: bool = False,
 ) -> FetchedPage:
-    """GET ``url`` into ``dest``; a partial file is removed when the download fails."""
-    _check_url(url)
+    """GET ``url`` into ``dest``; a partial file is removed when the download fails.
+
+    Unless ``allow_private``, addresses that resolve to loopback, private, link-local or
+    otherwise internal networks are refused, on the first request and on every redirect, so a
+    submitted URL cannot reach the services next to the worker (metadata endpoints, Redis,
+    the admin itself).
+    """
+    _check_url(url, allow_private=allow_private)
     # The scheme is checked above and on every redirect, so file:// and ftp:// never open.
     headers = {"User-Agent": user_agent, "Accept": ACCEPT}
     request = urllib.request.Request(url, headers=headers)  # noqa: S310
-    opener = urllib.request.build_opener(_HttpOnlyRedirectHandler())
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),  # no proxy from the environment reroutes the request
+        _HttpOnlyRedirectHandler(allow_private=allow_private),
+    )
     page: FetchedPage | None = None
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -67,17 +79,38 @@ def fetch_url(
     return page
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, *, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
         raise FetchError(
             f"Cannot fetch {url!r}: only web addresses starting with http:// or https:// "
             "are supported."
         )
+    if not allow_private:
+        _check_public(parts.hostname, url)
+
+
+def _check_public(host: str, url: str) -> None:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TransientPipelineError(f"Cannot resolve {host!r}: {exc}.") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise FetchError(
+                f"Cannot fetch {url!r}: it points to a private or local network address "
+                f"({address}), which is not allowed."
+            )
 
 
 class _HttpOnlyRedirectHandler(urllib.request.HTTPRedirectHandler):
-    """urllib follows redirects to ftp:// too; a page may only lead to another web page."""
+    """urllib follows redirects to ftp:// too; a page may only lead to another web page, and
+    never to a private address."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        super().__init__()
+        self.allow_private = allow_private
 
     def redirect_request(
         self,
@@ -88,7 +121,7 @@ class _HttpOnlyRedirectHandler(urllib.request.HTTPRedirectHandler):
         headers: Message,
         newurl: str,
     ) -> urllib.request.Request | None:
-        _check_url(newurl)
+        _check_url(newurl, allow_private=self.allow_private)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 

@@ -185,15 +185,21 @@ def _zip(members: dict[str, bytes]) -> io.BytesIO:
     return buffer
 
 
-def test_archive_members_become_documents(agent, media_root, published):
+def test_archive_members_become_documents(
+    agent, media_root, published, django_capture_on_commit_callbacks
+):
     archive = _zip({"a.txt": b"alpha text", "sub/b.md": b"# Beta\n\ntext", "__MACOSX/._a": b"x"})
 
-    outcome = services.documents_create_from_archive(
-        agent=agent, archive=archive, archive_name="kb.zip"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = services.documents_create_from_archive(
+            agent=agent, archive=archive, archive_name="kb.zip"
+        )
 
-    assert outcome.error == ""
-    assert sorted(d.original_name for d in outcome.documents) == ["kb.zip/a.txt", "kb.zip/sub/b.md"]
+    assert (outcome.error, outcome.registered) == ("", 2)
+    documents = Document.objects.filter(batch_id=outcome.batch_id)
+    assert sorted(d.original_name for d in documents) == ["kb.zip/a.txt", "kb.zip/sub/b.md"]
+    assert {d.status for d in documents} == {DocumentStatus.QUEUED}
+    assert published == [(d.pk, d.task_id, "high") for d in documents.order_by("pk")]
 
 
 @pytest.mark.parametrize(
@@ -213,7 +219,7 @@ def test_unsafe_archives_are_refused_whole(agent, media_root, settings, members,
         agent=agent, archive=_zip(members), archive_name="bad.zip"
     )
 
-    assert outcome.documents == []
+    assert outcome.registered == 0
     assert message in outcome.error
     assert not Document.objects.exists()
 

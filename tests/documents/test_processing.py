@@ -73,15 +73,31 @@ def test_redelivery_after_a_dead_worker_replaces_chunks(agent, pdf_file, media_r
     document = queued(agent, pdf_file)
     process(document)
     count = Chunk.objects.filter(document=document).count()
-    # The worker died after claiming: the row says processing under the same task id.
+    # The worker died after claiming: the row says processing under the same task id, and the
+    # broker hands the message back marked redelivered.
     Document.objects.filter(pk=document.pk).update(status=DocumentStatus.PROCESSING)
 
-    outcome = process(document)
+    outcome = services.document_process(
+        document_id=document.pk, task_id=document.task_id, redelivered=True
+    )
 
     document.refresh_from_db()
     assert outcome.status == "done"
     assert document.attempts == 2
     assert Chunk.objects.filter(document=document).count() == count
+
+
+def test_a_second_copy_of_a_fresh_message_cannot_claim_a_running_document(
+    agent, pdf_file, media_root
+):
+    document = queued(agent, pdf_file)
+    Document.objects.filter(pk=document.pk).update(status=DocumentStatus.PROCESSING, attempts=1)
+
+    outcome = process(document)  # same task id, not a redelivery: a fan-out published twice
+
+    document.refresh_from_db()
+    assert outcome.status == "skipped"
+    assert (document.status, document.attempts) == (DocumentStatus.PROCESSING, 1)
 
 
 def test_a_file_that_keeps_killing_workers_ends_failed(agent, pdf_file, media_root, settings):
@@ -90,7 +106,9 @@ def test_a_file_that_keeps_killing_workers_ends_failed(agent, pdf_file, media_ro
         status=DocumentStatus.PROCESSING, attempts=settings.DOCFLOW["MAX_ATTEMPTS"]
     )
 
-    outcome = process(document)
+    outcome = services.document_process(
+        document_id=document.pk, task_id=document.task_id, redelivered=True
+    )
 
     document.refresh_from_db()
     assert outcome.status == "failed"
@@ -157,6 +175,14 @@ def test_same_content_for_the_same_agent_is_a_duplicate(agent, pdf_file, media_r
     assert second.status == DocumentStatus.DUPLICATE
     assert second.duplicate_of_id == first.pk
     assert not Chunk.objects.filter(document=second).exists()
+
+
+def test_a_copy_of_a_failed_document_gets_its_own_try(agent, pdf_file, media_root):
+    first = queued(agent, pdf_file)
+    Document.objects.filter(pk=first.pk).update(status=DocumentStatus.FAILED)
+    second = queued(agent, pdf_file, name="again.pdf")
+
+    assert process(second).status == "done"
 
 
 def test_same_content_for_another_agent_is_processed(agent, pdf_file, media_root):

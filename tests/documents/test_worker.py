@@ -4,6 +4,8 @@ on_commit timing: what eager mode hides)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from io import StringIO
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django_celery_results.models import TaskResult
 
+from config.celery import app
 from documents import samples, services
 from documents.models import Chunk, Document, DocumentStatus
+from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task
 from tests.conftest import wait_for, wait_terminal
 
@@ -53,26 +57,42 @@ def test_uploaded_documents_are_processed_by_the_worker(
     assert (failed.status, failed.error_code, failed.attempts) == ("failed", "corrupt", 1)
 
 
-def test_a_redelivered_message_does_not_duplicate_chunks(
+def test_a_message_delivered_again_after_completion_changes_nothing(
     celery_worker, shared_media, agent, pdf_file
 ):
     document = upload(agent, pdf_file)
-    wait_terminal([document.pk])
-    chunks = Chunk.objects.filter(document=document).count()
+    (document,) = wait_terminal([document.pk])
+    chunks = list(Chunk.objects.filter(document=document).values_list("pk", flat=True))
 
-    # The broker delivers the same message again, once after completion...
     assert redeliver(document)["status"] == "skipped"
-    # ...and once as if the first worker had died while processing.
-    Document.objects.filter(pk=document.pk).update(status=DocumentStatus.PROCESSING)
-    assert redeliver(document)["status"] == "done"
 
     document.refresh_from_db()
+    assert (document.status, document.attempts) == (DocumentStatus.DONE, 1)
+    assert list(Chunk.objects.filter(document=document).values_list("pk", flat=True)) == chunks
+
+
+def test_a_worker_killed_mid_task_loses_nothing_and_duplicates_nothing(
+    celery_worker, shared_media, agent, tmp_path
+):
+    long_pdf = tmp_path / "long.pdf"
+    samples.make_pdf(long_pdf, pages=1200, seed=7)
+    expected_chunks = len(run_pipeline(long_pdf).chunks)
+    document = upload(agent, long_pdf)
+    wait_for(
+        lambda: Document.objects.get(pk=document.pk).status == DocumentStatus.PROCESSING,
+        timeout=60,
+        interval=0.02,
+    )
+
+    active = app.control.inspect(timeout=1).active() or {}
+    (pid,) = [t["worker_pid"] for ts in active.values() for t in ts if t["id"] == document.task_id]
+    os.kill(pid, signal.SIGKILL)
+
+    (document,) = wait_terminal([document.pk], timeout=180)
     assert document.status == DocumentStatus.DONE
     assert document.attempts == 2
-    assert Chunk.objects.filter(document=document).count() == chunks
-    assert sorted(Chunk.objects.filter(document=document).values_list("ordinal", flat=True)) == (
-        list(range(chunks))
-    )
+    ordinals = list(Chunk.objects.filter(document=document).values_list("ordinal", flat=True))
+    assert sorted(ordinals) == list(range(expected_chunks))
 
 
 def test_a_transient_failure_is_retried_then_succeeds(
@@ -176,8 +196,14 @@ def test_ingest_documents_waits_and_summarises(celery_worker, shared_media, agen
     assert [f["path"] for f in first["failures"]] == [str(folder / "bad.pdf")]
     chunks = Chunk.objects.count()
 
+    # Again: processed files are duplicates; the failed one gets another try (and fails).
     second = ingest()
-    assert (second["total"], second["duplicates"], second["done"]) == (4, 4, 0)
+    assert {k: second[k] for k in ("total", "done", "failed", "duplicates")} == {
+        "total": 4,
+        "done": 0,
+        "failed": 1,
+        "duplicates": 3,
+    }
     assert Chunk.objects.count() == chunks
 
 

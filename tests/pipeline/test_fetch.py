@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,7 +19,15 @@ from documents.pipeline.errors import (
     FetchError,
     TransientPipelineError,
 )
-from documents.pipeline.fetch import FetchedPage, fetch_url, parse_retry_after
+from documents.pipeline.fetch import (
+    FetchedPage,
+    _HttpOnlyRedirectHandler,
+    fetch_url,
+    parse_retry_after,
+)
+
+# The test server is on loopback, which production refuses (see the SSRF tests below).
+fetch_local = partial(fetch_url, allow_private=True)
 
 PAGE = b"<!doctype html><html><body><p>Hello from the test server.</p></body></html>"
 BIG_BODY = b"x" * 5000
@@ -99,14 +109,14 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fetches_a_page_to_disk(server_url: str, tmp_path: Path) -> None:
     dest = tmp_path / "page"
 
-    fetched = fetch_url(f"{server_url}/page", dest)
+    fetched = fetch_local(f"{server_url}/page", dest)
 
     assert fetched == FetchedPage(f"{server_url}/page", "text/html", len(PAGE))
     assert dest.read_bytes() == PAGE
 
 
 def test_follows_redirects_and_reports_the_final_url(server_url: str, tmp_path: Path) -> None:
-    fetched = fetch_url(f"{server_url}/redirect", tmp_path / "page")
+    fetched = fetch_local(f"{server_url}/redirect", tmp_path / "page")
 
     assert fetched.final_url == f"{server_url}/page"
 
@@ -118,7 +128,7 @@ def test_client_errors_are_permanent(
     dest = tmp_path / "page"
 
     with pytest.raises(FetchError, match=f"The page answered {status}") as error:
-        fetch_url(f"{server_url}/{route}", dest)
+        fetch_local(f"{server_url}/{route}", dest)
 
     assert error.value.code == "fetch"
     assert not dest.exists()
@@ -129,7 +139,7 @@ def test_overload_is_transient_with_retry_after(
     server_url: str, tmp_path: Path, route: str, retry_after: float
 ) -> None:
     with pytest.raises(TransientPipelineError) as error:
-        fetch_url(f"{server_url}/{route}", tmp_path / "page")
+        fetch_local(f"{server_url}/{route}", tmp_path / "page")
 
     assert error.value.retry_after == retry_after
 
@@ -141,7 +151,7 @@ def test_body_over_the_limit_is_too_large_and_leaves_no_file(
     dest = tmp_path / "page"
 
     with pytest.raises(DocumentTooLargeError) as error:
-        fetch_url(f"{server_url}/{route}", dest, max_bytes=1000)
+        fetch_local(f"{server_url}/{route}", dest, max_bytes=1000)
 
     assert error.value.code == "too_large"
     assert not dest.exists()
@@ -149,14 +159,14 @@ def test_body_over_the_limit_is_too_large_and_leaves_no_file(
 
 def test_timeout_is_transient(server_url: str, tmp_path: Path) -> None:
     with pytest.raises(TransientPipelineError, match="did not answer in time") as error:
-        fetch_url(f"{server_url}/slow", tmp_path / "page", timeout=0.2)
+        fetch_local(f"{server_url}/slow", tmp_path / "page", timeout=0.2)
 
     assert error.value.retry_after is None
 
 
 def test_connection_refused_is_transient(tmp_path: Path) -> None:
     with pytest.raises(TransientPipelineError, match="Could not reach the site"):
-        fetch_url("http://127.0.0.1:9/", tmp_path / "page", timeout=2)
+        fetch_local("http://127.0.0.1:9/", tmp_path / "page", timeout=2)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +183,7 @@ def test_only_http_and_https_addresses(tmp_path: Path, url: str) -> None:
 
 def test_redirect_to_another_scheme_is_refused(server_url: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="only web addresses"):
-        fetch_url(f"{server_url}/redirect-to-ftp", tmp_path / "page")
+        fetch_local(f"{server_url}/redirect-to-ftp", tmp_path / "page")
 
 
 def test_retry_after_as_http_date() -> None:
@@ -188,3 +198,28 @@ def test_retry_after_as_http_date() -> None:
 @pytest.mark.parametrize("value", [None, "", "soon", "-5"])
 def test_unusable_retry_after_is_none(value: str | None) -> None:
     assert parse_retry_after(value) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/admin/",
+        "http://localhost:6379/",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://192.168.0.10/",
+    ],
+)
+def test_internal_addresses_are_refused_before_any_request(tmp_path: Path, url: str) -> None:
+    with pytest.raises(FetchError, match="private or local network address"):
+        fetch_url(url, tmp_path / "page")
+    assert not (tmp_path / "page").exists()
+
+
+def test_a_redirect_to_an_internal_address_is_refused() -> None:
+    handler = _HttpOnlyRedirectHandler(allow_private=False)
+    request = urllib.request.Request("https://example.com/")
+
+    with pytest.raises(FetchError, match="private or local network address"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://127.0.0.1:8000/")

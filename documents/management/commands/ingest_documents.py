@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from documents import services
-from documents.archives import ArchiveError, SourceFile, is_zip, iter_archive, iter_paths
+from documents.archives import ArchiveError, SourceFile, is_archive_name, iter_archive, iter_paths
 from documents.models import Agent, Document, DocumentStatus
 
 UNFINISHED = ("pending", "queued", "processing")
@@ -88,7 +88,7 @@ class Command(BaseCommand):
     def _sources(self, paths: list[Path], errors: list[dict[str, str]]) -> Iterator[SourceFile]:
         limits = services.archive_limits()
         for path in iter_paths(paths):
-            if not is_zip(path):
+            if not is_archive_name(path.name):
                 yield SourceFile(name=str(path), path=path)
                 continue
             try:
