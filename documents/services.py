@@ -599,17 +599,15 @@ def document_claim(*, document_id: int, task_id: str, redelivered: bool = False)
 
 
 @contextmanager
-def _without_waiting_for_disk() -> Iterator[None]:
-    """A transaction whose commit does not wait for the WAL flush (PostgreSQL).
+def durable() -> Iterator[None]:
+    """A transaction whose commit waits until it is on disk, whatever the session's default.
 
-    For progress only: losing the last progress write in a database crash is harmless (the
-    final state supersedes it), while waiting for fsync on every step costs more than the
-    step itself for small documents.
+    Workers commit without waiting by default (config.celery); outcomes must not be lost.
     """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
+                cursor.execute("SET LOCAL synchronous_commit = on")
         yield
 
 
@@ -620,27 +618,33 @@ def document_record_progress(
     stage: str,
     progress: int,
     also: Callable[[str, int], None] = lambda stage, progress: None,
+    **fields: Any,
 ) -> None:
-    """Write stage and progress on the row, and hand them to `also` (the Celery state) in the
-    same transaction. Raises DocumentCancelled when the row is no longer this task's."""
-    with _without_waiting_for_disk():
-        if not _owned(document_id, task_id).update(stage=stage, progress=progress):
-            raise DocumentCancelled
-        also(stage, progress)
+    """Write stage and progress (and `fields`) on the row, then hand them to `also` (the
+    Celery state). Raises DocumentCancelled when the row is no longer this task's.
+
+    Two statements and no explicit transaction: this runs three times per document, and in
+    workers commits do not wait for the disk (config.celery), so it stays cheap.
+    """
+    if not _owned(document_id, task_id).update(stage=stage, progress=progress, **fields):
+        raise DocumentCancelled
+    also(stage, progress)
 
 
-def document_fail(*, document_id: int, task_id: str, error: str, code: str) -> bool:
+def document_fail(*, document_id: int, task_id: str, error: str, code: str, **fields: Any) -> bool:
     """Record a failure a person can act on; False when the row is no longer ours."""
     now = timezone.now()
-    return bool(
-        _owned(document_id, task_id).update(
-            status=DocumentStatus.FAILED,
-            stage="failed",
-            error=error,
-            error_code=code,
-            finished_at=now,
+    with durable():
+        return bool(
+            _owned(document_id, task_id).update(
+                status=DocumentStatus.FAILED,
+                stage="failed",
+                error=error,
+                error_code=code,
+                finished_at=now,
+                **fields,
+            )
         )
-    )
 
 
 def document_release_for_retry(*, document_id: int, task_id: str, error: str) -> None:
@@ -759,6 +763,8 @@ def document_process(
         document_fail(document_id=document_id, task_id=task_id, error=error, code="worker_lost")
         return ProcessOutcome(status="failed", document_id=document_id, error=error)
 
+    kind = ""
+
     def progress(stage: str, percent: int) -> None:
         document_record_progress(
             document_id=document_id,
@@ -766,9 +772,10 @@ def document_process(
             stage=stage,
             progress=percent,
             also=on_progress,
+            kind=kind,
         )
 
-    progress("extract", 0)
+    # The claim wrote stage "extract", progress 0 on the row; Celery's STARTED says the same.
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
@@ -777,32 +784,35 @@ def document_process(
             original = _original_of(document)
             if original is not None:
                 return _mark_duplicate(document, task_id=task_id, original_id=original)
-            # Recorded before the heavy work, so a failed document still shows its type.
-            kind = pipeline.detect_kind(path, document.original_name)
-            _owned(document_id, task_id).update(kind=str(kind))
+            detected = pipeline.detect_kind(path, document.original_name)
+            kind = str(detected)
             result = pipeline.run_pipeline(
                 path,
                 name=document.original_name,
-                kind=kind,
+                kind=detected,
                 config=_pipeline_config(),
                 on_progress=progress,
             )
     except pipeline.PipelineError as exc:
-        document_fail(document_id=document_id, task_id=task_id, error=str(exc), code=exc.code)
+        # The type is kept, so failed PDFs show up under the PDF filter.
+        document_fail(
+            document_id=document_id, task_id=task_id, error=str(exc), code=exc.code, kind=kind
+        )
         return ProcessOutcome(status="failed", document_id=document_id, error=str(exc))
     chunks = _store_result(document, task_id=task_id, result=result, started=started)
     return ProcessOutcome(status="done", document_id=document_id, chunks=chunks)
 
 
 def _mark_duplicate(document: Document, *, task_id: str, original_id: int) -> ProcessOutcome:
-    _owned(document.pk, task_id).update(
-        status=DocumentStatus.DUPLICATE,
-        stage="duplicate",
-        progress=100,
-        duplicate_of_id=original_id,
-        error="",
-        finished_at=timezone.now(),
-    )
+    with durable():
+        _owned(document.pk, task_id).update(
+            status=DocumentStatus.DUPLICATE,
+            stage="duplicate",
+            progress=100,
+            duplicate_of_id=original_id,
+            error="",
+            finished_at=timezone.now(),
+        )
     return ProcessOutcome(status="duplicate", document_id=document.pk)
 
 
@@ -815,7 +825,7 @@ def _store_result(
     first one's chunks instead of colliding with them.
     """
     meta = result.metadata
-    with transaction.atomic():
+    with durable():
         if not _owned(document.pk, task_id).select_for_update().exists():
             raise DocumentCancelled
         Chunk.objects.filter(document_id=document.pk).delete()

@@ -6,6 +6,7 @@ and full jitter; a file that is itself the problem fails at once with a readable
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import Any
@@ -14,6 +15,9 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils import timezone
+from django_celery_results.backends.database import DatabaseBackend
+from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from documents import pipeline, services
@@ -42,7 +46,28 @@ def retry_countdown(retries: int, retry_after: float | None = None) -> float:
 
 def _report_state(task: Task, stage: str, progress: int) -> None:
     if not task.request.is_eager:
-        task.update_state(state="PROGRESS", meta={"stage": stage, "progress": progress})
+        record_celery_progress(task, stage, progress)
+
+
+def record_celery_progress(task: Task, stage: str, progress: int) -> None:
+    """Set the task's Celery state to PROGRESS with {stage, progress}.
+
+    With django-celery-results the STARTED row already exists (task_track_started), so one
+    UPDATE does it; `update_state` would read, rebuild and save the whole row in its own
+    transaction, four times per document.
+    """
+    meta = {"stage": stage, "progress": progress}
+    if isinstance(task.backend, DatabaseBackend):
+        updated = TaskResult.objects.filter(task_id=task.request.id).update(
+            status="PROGRESS",
+            result=json.dumps(meta),
+            content_type="application/json",
+            content_encoding="utf-8",
+            date_done=timezone.now(),
+        )
+        if updated:
+            return
+    task.update_state(state="PROGRESS", meta=meta)
 
 
 @shared_task(

@@ -6,12 +6,15 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from celery.result import AsyncResult
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError
+from django_celery_results.models import TaskResult
 
+from config.celery import app
 from documents import services
 from documents.models import Document, DocumentStatus
-from documents.tasks import document_process_task, retry_countdown
+from documents.tasks import document_process_task, record_celery_progress, retry_countdown
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +85,22 @@ def test_a_broker_outage_after_commit_leaves_the_row_queued_without_an_error(
 
     assert Document.objects.get(pk=created.pk).status == DocumentStatus.QUEUED
     assert "stay queued" in caplog.text
+
+
+def test_progress_is_visible_as_celery_state(db):
+    TaskResult.objects.create(
+        task_id="t-progress",
+        status="STARTED",
+        result='{"pid": 1}',
+        content_type="application/json",
+        content_encoding="utf-8",
+    )
+    document_process_task.push_request(id="t-progress")
+    try:
+        record_celery_progress(document_process_task, "embed", 50)
+    finally:
+        document_process_task.pop_request()
+
+    result = AsyncResult("t-progress", app=app)
+    assert result.state == "PROGRESS"
+    assert result.info == {"stage": "embed", "progress": 50}
