@@ -159,6 +159,8 @@ DOCFLOW = {
     "FETCH_TIMEOUT_SECONDS": env.float("DOCFLOW_FETCH_TIMEOUT_SECONDS", default=20.0),
     # Off: URLs resolving to loopback, private or link-local addresses are refused (SSRF).
     "FETCH_ALLOW_PRIVATE": env.bool("DOCFLOW_FETCH_ALLOW_PRIVATE", default=False),
+    # Queued this long with the broker's document queues empty: its message was lost.
+    "QUEUED_LEASE_SECONDS": env.int("DOCFLOW_QUEUED_LEASE_SECONDS", default=15 * 60),
     # A document whose worker died this many times is failed instead of retried forever.
     "MAX_ATTEMPTS": env.int("DOCFLOW_MAX_ATTEMPTS", default=4),
     "RETRY_BACKOFF_SECONDS": env.float("DOCFLOW_RETRY_BACKOFF_SECONDS", default=5.0),
@@ -188,6 +190,7 @@ CELERY_TASK_DEFAULT_QUEUE = "medium"
 CELERY_TASK_ROUTES = {
     "documents.tasks.document_process_task": {"queue": "high"},
     "documents.tasks.documents_fan_out_task": {"queue": "low"},
+    "documents.tasks.documents_requeue_stuck_task": {"queue": "scheduled"},
     "profiles.tasks.*": {"queue": "medium"},
     "analytics.tasks.*": {"queue": "scheduled"},
 }

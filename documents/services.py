@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -279,12 +280,14 @@ def documents_enqueue(
     document_ids: Iterable[int],
     queue: str = "high",
     statuses: Iterable[str] | None = (DocumentStatus.PENDING,),
+    keep_attempts: bool = False,
 ) -> int:
     """Mark documents queued with a fresh task id each and publish them after commit.
 
     `statuses` limits which rows may be (re)queued; None means any. Re-queueing a row that is
     processing gives it a new task id, so the running task notices and stops at its next step.
-    Returns how many documents were queued.
+    `keep_attempts` keeps the attempt counter (recovery), instead of starting over (a person's
+    retry). Returns how many documents were queued.
     """
     token = uuid.uuid4().hex
     now = timezone.now()
@@ -309,7 +312,7 @@ def documents_enqueue(
                 progress=0,
                 error="",
                 error_code="",
-                attempts=0,
+                attempts=F("attempts") if keep_attempts else 0,
                 duplicate_of=None,
             )
             pairs.extend((pk, f"{token}-{pk}") for pk in locked)
@@ -372,6 +375,67 @@ def _revoke(*, queued: list[str], running: list[str]) -> None:
             app.control.revoke([t for t in running if t], terminate=True, signal="SIGUSR1")
     except Exception:
         logger.warning("Could not broadcast revoke; the tasks will stop at their next step.")
+
+
+# --- Recovery: work stuck in queued or processing -----------------------------------------
+
+
+@dataclass
+class RequeueOutcome:
+    requeued: int = 0
+    failed: int = 0
+    skipped_queued: bool = False  # queued rows left alone: their messages may still be waiting
+
+
+def _document_queues_idle(queues: tuple[str, ...] = ("high", "low")) -> bool:
+    """True when the broker holds no waiting document message (Redis only).
+
+    A queued row can only be lost if its message is gone; while the queues still hold
+    messages, old queued rows are probably waiting their turn behind a large ingest.
+    """
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        return False
+    with app.connection_for_read() as conn:
+        client = getattr(conn.default_channel, "client", None)
+        if client is None:  # not Redis: cannot tell, so never assume a message was lost
+            return False
+        return all(client.llen(queue) == 0 for queue in queues)
+
+
+def documents_requeue_stuck(*, queued_for: timedelta, processing_for: timedelta) -> RequeueOutcome:
+    """Re-enqueue documents whose message was lost (broker restarted empty, worker killed past
+    its hard time limit, publish failed), with a new task id and their attempts kept; past
+    DOCFLOW_MAX_ATTEMPTS they fail instead. Safe to run at any time and twice.
+    """
+    now = timezone.now()
+    outcome = RequeueOutcome()
+    stuck = Q(status=DocumentStatus.PROCESSING, started_at__lt=now - processing_for)
+    if _document_queues_idle():
+        stuck |= Q(status=DocumentStatus.QUEUED, queued_at__lt=now - queued_for)
+    else:
+        outcome.skipped_queued = True
+    rows = Document.objects.filter(stuck)
+    exhausted = rows.filter(attempts__gte=docflow_setting("MAX_ATTEMPTS"))
+    with durable():
+        outcome.failed = exhausted.update(
+            status=DocumentStatus.FAILED,
+            stage="failed",
+            error="Processing never finished after several attempts (the worker was killed or "
+            "the broker lost the work). Check the file and retry it.",
+            error_code="stuck",
+            finished_at=now,
+        )
+    for queue, single in (("high", True), ("low", False)):
+        ids = rows.filter(batch_id__isnull=single).values_list("pk", flat=True)
+        outcome.requeued += documents_enqueue(
+            document_ids=ids.iterator(chunk_size=5000),
+            queue=queue,
+            statuses=(DocumentStatus.QUEUED, DocumentStatus.PROCESSING),
+            keep_attempts=True,
+        )
+    return outcome
 
 
 # --- Bulk registration (ingest_documents) ------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
@@ -170,3 +171,23 @@ def documents_fan_out_task(pairs: list[list[Any]], queue: str) -> int:
     so a producer never becomes the bottleneck. Running it twice is harmless.
     """
     return services.documents_publish([(int(pk), str(tid)) for pk, tid in pairs], queue=queue)
+
+
+@shared_task(
+    name="documents.tasks.documents_requeue_stuck_task",
+    soft_time_limit=240,
+    time_limit=270,
+    ignore_result=False,
+)
+def documents_requeue_stuck_task() -> dict[str, Any]:
+    """Beat, every few minutes: re-enqueue documents whose message was lost (DESIGN, inv. 5)."""
+    docflow = settings.DOCFLOW
+    outcome = services.documents_requeue_stuck(
+        queued_for=timedelta(seconds=docflow["QUEUED_LEASE_SECONDS"]),
+        processing_for=timedelta(seconds=docflow["PROCESS_TIME_LIMIT"] + 60),
+    )
+    return {
+        "requeued": outcome.requeued,
+        "failed": outcome.failed,
+        "skipped_queued": outcome.skipped_queued,
+    }
