@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 
 demo: install
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=true $(BIN)/python manage.py migrate --noinput
-	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=true $(BIN)/python manage.py demo
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=true LOG_LEVEL=WARNING $(BIN)/python manage.py demo
 	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: install

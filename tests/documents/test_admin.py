@@ -212,3 +212,37 @@ def test_changelist_search_finds_documents_by_their_text(admin_client, agent, pd
     rows = response.context["cl"].result_list
     assert [d.pk for d in rows] == [document.pk]
     assert other.pk not in [d.pk for d in rows]
+
+
+def test_pages_render_for_staff(admin_client, agent, pdf_file, media_root):
+    document = services.document_create_from_upload(
+        agent=agent, upload=io.BytesIO(pdf_file.read_bytes()), original_name="handbook.pdf"
+    )
+    document.refresh_from_db()
+    services.document_process(document_id=document.pk, task_id=document.task_id)
+    chunk = document.chunks.first()
+
+    change = admin_client.get(reverse("admin:documents_document_change", args=[document.pk]))
+    pages = [
+        admin_client.get(reverse(name))
+        for name in (
+            "admin:documents_document_add",
+            "admin:documents_document_upload",
+            "admin:documents_document_add_url",
+            "admin:documents_agent_changelist",
+            "admin:documents_organization_changelist",
+        )
+    ]
+
+    assert change.status_code == 200
+    assert chunk.text.splitlines()[0][:25] in change.content.decode()
+    assert "Handbook" in change.content.decode()
+    assert [page.status_code for page in pages] == [200] * 5
+
+
+def test_staff_without_permissions_cannot_add_or_act(client, django_user_model, agent):
+    clerk = django_user_model.objects.create_user("clerk", password="pw-123456789", is_staff=True)
+    client.force_login(clerk)
+
+    assert client.get(reverse("admin:documents_document_upload")).status_code == 403
+    assert client.get(reverse("admin:documents_document_progress")).status_code == 403
