@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.contrib.postgres.search import SearchVector
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -41,7 +40,7 @@ from documents.archives import (
     SourceTooLarge,
     iter_archive,
 )
-from documents.bulk import insert_documents, store_content
+from documents.bulk import insert_chunks, insert_documents, store_content
 from documents.models import (
     Agent,
     Chunk,
@@ -893,27 +892,7 @@ def _store_result(
         if not _owned(document.pk, task_id).select_for_update().exists():
             raise DocumentCancelled
         Chunk.objects.filter(document_id=document.pk).delete()
-        postgres = connection.vendor == "postgresql"
-        Chunk.objects.bulk_create(
-            [
-                Chunk(
-                    document_id=document.pk,
-                    ordinal=chunk.ordinal,
-                    text=chunk.text,
-                    page_start=chunk.page_start,
-                    page_end=chunk.page_end,
-                    size=len(chunk.text),
-                    keywords=chunk.keywords,
-                    embedding=chunk.embedding,
-                    # Computed by the INSERT itself: no second pass rewriting every row.
-                    search_vector=(
-                        SearchVector(Value(chunk.text), config=SEARCH_CONFIG) if postgres else None
-                    ),
-                )
-                for chunk in result.chunks
-            ],
-            batch_size=500,
-        )
+        insert_chunks(document.pk, result.chunks, search_config=SEARCH_CONFIG)
         now = timezone.now()
         Document.objects.filter(pk=document.pk).update(
             status=DocumentStatus.DONE,
