@@ -209,10 +209,10 @@ def ingest_rate(count: int, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--docs", type=int, default=200, help="0 skips the efficiency run")
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--ingest-files", type=int, default=100_000)
+    parser.add_argument("--ingest-files", type=int, default=100_000, help="0 skips it")
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
     args = parser.parse_args()
 
@@ -240,9 +240,11 @@ def main() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
 
-    corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
-    bare = bare_throughput(corpus, args.processes)
-    system = system_throughput(corpus, args.processes, env)
+    bare = system = None
+    if args.docs:
+        corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
+        bare = bare_throughput(corpus, args.processes)
+        system = system_throughput(corpus, args.processes, env)
     ingest = ingest_rate(args.ingest_files, workdir) if args.ingest_files else None
     redis.Redis.from_url(broker_url).flushdb()
 
@@ -254,7 +256,9 @@ def main() -> None:
                 "processes": args.processes,
                 "bare_pipeline": bare,
                 "through_celery": system,
-                "efficiency_ratio": system["docs_per_second"] / bare["docs_per_second"],
+                "efficiency_ratio": (
+                    system["docs_per_second"] / bare["docs_per_second"] if system and bare else None
+                ),
                 "ingest": ingest,
             },
             indent=2,

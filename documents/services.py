@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -469,17 +470,34 @@ def documents_register(
     in memory, so memory stays flat for 500,000 files.
     """
     stats = RegisterStats()
-    for batch in _source_batches(sources, batch_size, batch_bytes):
-        _register_batch(
-            agent=agent,
-            batch=batch,
-            batch_id=batch_id,
-            queue=queue,
-            stats=stats,
-            created_by_id=created_by.pk if created_by is not None else None,
-        )
-        on_batch(len(batch))
+    common = {
+        "agent_id": agent.pk,
+        "batch_id": batch_id,
+        "created_by_id": created_by.pk if created_by is not None else None,
+    }
+    max_bytes = docflow_setting("MAX_DOCUMENT_BYTES")
+    # One thread reads, hashes and stores the next batch's files while this one waits on the
+    # database for the current batch: file system and database latencies overlap.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="docflow-files") as files:
+        previous: tuple[list[SourceFile], Future[list[dict[str, Any] | str]]] | None = None
+        for batch in _source_batches(sources, batch_size, batch_bytes):
+            prepared = files.submit(_prepare_rows, batch, {**common}, max_bytes)
+            if previous is not None:
+                _register_batch(agent, *previous, queue=queue, stats=stats)
+                on_batch(len(previous[0]))
+            previous = (batch, prepared)
+        if previous is not None:
+            _register_batch(agent, *previous, queue=queue, stats=stats)
+            on_batch(len(previous[0]))
     return stats
+
+
+def _prepare_rows(
+    batch: list[SourceFile], common: dict[str, Any], max_bytes: int
+) -> list[dict[str, Any] | str]:
+    """File work only (no database: it runs in a helper thread)."""
+    common["created_at"] = timezone.now()
+    return [_prepare_row(source, common=common, max_bytes=max_bytes) for source in batch]
 
 
 def _source_batches(
@@ -526,26 +544,17 @@ def _prepare_row(
 
 
 def _register_batch(
-    *,
     agent: Agent,
     batch: list[SourceFile],
-    batch_id: uuid.UUID,
+    prepared: Future[list[dict[str, Any] | str]],
+    *,
     queue: str,
     stats: RegisterStats,
-    created_by_id: int | None = None,
 ) -> None:
-    """Store, deduplicate and insert one batch: three queries whatever the batch size."""
-    now = timezone.now()
-    common = {
-        "agent_id": agent.pk,
-        "batch_id": batch_id,
-        "created_at": now,
-        "created_by_id": created_by_id,
-    }
-    prepare = partial(_prepare_row, common=common, max_bytes=docflow_setting("MAX_DOCUMENT_BYTES"))
+    """Deduplicate and insert one prepared batch: three queries whatever the batch size."""
     stored: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    for source, row in zip(batch, map(prepare, batch), strict=True):
+    for source, row in zip(batch, prepared.result(), strict=True):
         if isinstance(row, str):
             stats.failures.append({"path": source.name, "error": row})
             stats.failed += 1
@@ -553,6 +562,9 @@ def _register_batch(
             rejected.append(row)
         else:
             stored.append(row)
+    if not stored and not rejected:
+        return
+    now = (stored or rejected)[0]["created_at"]
 
     known = dict(
         Document.objects.filter(
