@@ -23,3 +23,19 @@ def check_visibility_timeout(**_: Any) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.compatibility)
+def check_queued_lease(**_: Any) -> list[checks.CheckMessage]:
+    """A document waiting out a retry backoff is queued with no message in the broker's lists
+    (the countdown is held by a worker): the reconciler's lease must outlast the backoff."""
+    docflow = settings.DOCFLOW
+    if docflow["QUEUED_LEASE_SECONDS"] <= docflow["RETRY_BACKOFF_MAX_SECONDS"]:
+        return [
+            checks.Error(
+                "DOCFLOW_QUEUED_LEASE_SECONDS must exceed DOCFLOW_RETRY_BACKOFF_MAX_SECONDS, or "
+                "documents waiting to retry are re-enqueued as lost.",
+                id="docflow.E002",
+            )
+        ]
+    return []

@@ -30,8 +30,9 @@ from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import CharField, Count, F, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Concat, Now
 from django.utils import timezone
+from kombu.exceptions import ChannelError
 
 from documents import pipeline
 from documents.archives import (
@@ -281,13 +282,15 @@ def documents_enqueue(
     queue: str = "high",
     statuses: Iterable[str] | None = (DocumentStatus.PENDING,),
     keep_attempts: bool = False,
+    only_if: Q | None = None,
 ) -> int:
     """Mark documents queued with a fresh task id each and publish them after commit.
 
     `statuses` limits which rows may be (re)queued; None means any. Re-queueing a row that is
     processing gives it a new task id, so the running task notices and stops at its next step.
     `keep_attempts` keeps the attempt counter (recovery), instead of starting over (a person's
-    retry). Returns how many documents were queued.
+    retry). `only_if` is re-checked under the row lock, so a row that changed meanwhile (a
+    worker claimed it) is left alone. Returns how many documents were queued.
     """
     token = uuid.uuid4().hex
     now = timezone.now()
@@ -298,6 +301,8 @@ def documents_enqueue(
             rows = Document.objects.filter(Q(file__gt="") | Q(source_url__gt=""), pk__in=ids)
             if statuses is not None:
                 rows = rows.filter(status__in=list(statuses))
+            if only_if is not None:
+                rows = rows.filter(only_if)
             locked = list(rows.select_for_update().values_list("pk", flat=True))
             if not locked:
                 continue
@@ -388,7 +393,7 @@ class RequeueOutcome:
 
 
 def _document_queues_idle(queues: tuple[str, ...] = ("high", "low")) -> bool:
-    """True when the broker holds no waiting document message (Redis only).
+    """True when the broker holds no waiting document message (counted over all priorities).
 
     A queued row can only be lost if its message is gone; while the queues still hold
     messages, old queued rows are probably waiting their turn behind a large ingest.
@@ -398,26 +403,32 @@ def _document_queues_idle(queues: tuple[str, ...] = ("high", "low")) -> bool:
     if app.conf.task_always_eager:
         return False
     with app.connection_for_read() as conn:
-        client = getattr(conn.default_channel, "client", None)
-        if client is None:  # not Redis: cannot tell, so never assume a message was lost
-            return False
-        return all(client.llen(queue) == 0 for queue in queues)
+        channel = conn.default_channel
+        for queue in queues:
+            try:
+                waiting = channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:  # never declared, so nothing waits in it
+                waiting = 0
+            if waiting:
+                return False
+    return True
 
 
 def documents_requeue_stuck(*, queued_for: timedelta, processing_for: timedelta) -> RequeueOutcome:
     """Re-enqueue documents whose message was lost (broker restarted empty, worker killed past
     its hard time limit, publish failed), with a new task id and their attempts kept; past
-    DOCFLOW_MAX_ATTEMPTS they fail instead. Safe to run at any time and twice.
+    DOCFLOW_MAX_ATTEMPTS they fail instead.
+
+    Safe to run at any time, twice, or beside live workers: "stuck" is re-checked under each
+    row's lock, and ages are measured on the database's clock (the one that stamped them).
     """
-    now = timezone.now()
     outcome = RequeueOutcome()
-    stuck = Q(status=DocumentStatus.PROCESSING, started_at__lt=now - processing_for)
+    stuck = Q(status=DocumentStatus.PROCESSING, started_at__lt=Now() - processing_for)
     if _document_queues_idle():
-        stuck |= Q(status=DocumentStatus.QUEUED, queued_at__lt=now - queued_for)
+        stuck |= Q(status=DocumentStatus.QUEUED, queued_at__lt=Now() - queued_for)
     else:
         outcome.skipped_queued = True
-    rows = Document.objects.filter(stuck)
-    exhausted = rows.filter(attempts__gte=docflow_setting("MAX_ATTEMPTS"))
+    exhausted = Document.objects.filter(stuck, attempts__gte=docflow_setting("MAX_ATTEMPTS"))
     with durable():
         outcome.failed = exhausted.update(
             status=DocumentStatus.FAILED,
@@ -425,15 +436,16 @@ def documents_requeue_stuck(*, queued_for: timedelta, processing_for: timedelta)
             error="Processing never finished after several attempts (the worker was killed or "
             "the broker lost the work). Check the file and retry it.",
             error_code="stuck",
-            finished_at=now,
+            finished_at=Now(),
         )
     for queue, single in (("high", True), ("low", False)):
-        ids = rows.filter(batch_id__isnull=single).values_list("pk", flat=True)
+        ids = Document.objects.filter(stuck, batch_id__isnull=single).values_list("pk", flat=True)
         outcome.requeued += documents_enqueue(
             document_ids=ids.iterator(chunk_size=5000),
             queue=queue,
             statuses=(DocumentStatus.QUEUED, DocumentStatus.PROCESSING),
             keep_attempts=True,
+            only_if=stuck,
         )
     return outcome
 
@@ -467,7 +479,8 @@ def documents_register(
 
     Known content (same sha256 for the same agent) is recorded as a duplicate at once and never
     enqueued. Each batch commits on its own, and holds at most `batch_bytes` of archive members
-    in memory, so memory stays flat for 500,000 files.
+    in memory (twice that while the next batch is prepared), so memory stays flat for 500,000
+    files.
     """
     stats = RegisterStats()
     common = {
@@ -665,7 +678,7 @@ def document_claim(*, document_id: int, task_id: str, redelivered: bool = False)
         status=DocumentStatus.PROCESSING,
         stage="extract",
         progress=0,
-        started_at=timezone.now(),
+        started_at=Now(),  # the database's clock, which the reconciler compares against
         attempts=F("attempts") + 1,
     )
     if not claimed:
@@ -675,14 +688,14 @@ def document_claim(*, document_id: int, task_id: str, redelivered: bool = False)
 
 @contextmanager
 def durable() -> Iterator[None]:
-    """A transaction whose commit waits until it is on disk, whatever the session's default.
+    """A transaction committed with the server's durability, whatever the session's default.
 
     Workers commit without waiting by default (config.celery); outcomes must not be lost.
     """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = on")
+                cursor.execute("SET LOCAL synchronous_commit TO DEFAULT")
         yield
 
 
@@ -724,8 +737,9 @@ def document_fail(*, document_id: int, task_id: str, error: str, code: str, **fi
 
 def document_release_for_retry(*, document_id: int, task_id: str, error: str) -> None:
     """Back to queued (same task id) so the retried message can claim it; the error shows why."""
+    # A fresh queued_at: the reconciler must not mistake the backoff wait for a lost message.
     _owned(document_id, task_id).update(
-        status=DocumentStatus.QUEUED, stage="waiting to retry", error=error
+        status=DocumentStatus.QUEUED, stage="waiting to retry", error=error, queued_at=Now()
     )
 
 
@@ -847,7 +861,6 @@ def document_process(
             stage=stage,
             progress=percent,
             also=on_progress,
-            kind=kind,
         )
 
     # The claim wrote stage "extract", progress 0 on the row; Celery's STARTED says the same.
@@ -861,6 +874,9 @@ def document_process(
                 return _mark_duplicate(document, task_id=task_id, original_id=original)
             detected = pipeline.detect_kind(path, document.original_name)
             kind = str(detected)
+            # Recorded before the heavy work: a document that times out or kills its worker
+            # still shows its type.
+            _owned(document_id, task_id).update(kind=kind)
             result = pipeline.run_pipeline(
                 path,
                 name=document.original_name,

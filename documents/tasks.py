@@ -6,7 +6,6 @@ and full jitter; a file that is itself the problem fails at once with a readable
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from datetime import timedelta
@@ -59,11 +58,12 @@ def record_celery_progress(task: Task, stage: str, progress: int) -> None:
     """
     meta = {"stage": stage, "progress": progress}
     if isinstance(task.backend, DatabaseBackend):
+        content_type, content_encoding, result = task.backend.encode_content(meta)
         updated = TaskResult.objects.filter(task_id=task.request.id).update(
             status="PROGRESS",
-            result=json.dumps(meta),
-            content_type="application/json",
-            content_encoding="utf-8",
+            result=result,
+            content_type=content_type,
+            content_encoding=content_encoding,
             date_done=timezone.now(),
         )
         if updated:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from config.celery import app
-from documents.checks import check_visibility_timeout
+from documents.checks import check_queued_lease, check_visibility_timeout
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,3 +87,11 @@ def test_visibility_timeout_below_a_time_limit_is_an_error(settings):
 
 def test_the_configured_visibility_timeout_passes():
     assert check_visibility_timeout() == []
+
+
+def test_a_queued_lease_shorter_than_the_retry_backoff_is_an_error(settings):
+    settings.DOCFLOW = {**settings.DOCFLOW, "QUEUED_LEASE_SECONDS": 60}
+
+    (error,) = check_queued_lease()
+
+    assert error.id == "docflow.E002"

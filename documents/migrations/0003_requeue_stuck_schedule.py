@@ -9,7 +9,10 @@ NAME = "documents: requeue stuck documents"
 def create_schedule(apps, schema_editor):
     IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
     PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    every_five, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
+    # Schedules are not unique in django-celery-beat: reuse the first that fits.
+    every_five = IntervalSchedule.objects.filter(
+        every=5, period="minutes"
+    ).first() or IntervalSchedule.objects.create(every=5, period="minutes")
     PeriodicTask.objects.update_or_create(
         name=NAME,
         defaults={

@@ -92,14 +92,53 @@ def test_documents_out_of_attempts_fail_instead(agent, published, settings):
 
 
 @pytest.mark.django_db
-def test_requeue_stuck_command_uses_the_given_age(agent, published):
-    stuck(agent, DocumentStatus.PROCESSING, minutes=5, attempts=1)
+def test_requeue_stuck_command_takes_queued_age_but_never_interrupts_running_work(agent, published):
+    lost = stuck(agent, DocumentStatus.QUEUED, minutes=5)
+    running = stuck(agent, DocumentStatus.PROCESSING, minutes=5, attempts=1)
     out = StringIO()
 
     with mock.patch.object(services, "_document_queues_idle", return_value=True):
         call_command("requeue_stuck", older_than=3, stdout=out)
 
     assert out.getvalue() == "Requeued 1, failed 0.\n"
+    assert Document.objects.get(pk=lost.pk).task_id != "lost-message"
+    assert Document.objects.get(pk=running.pk).task_id == "lost-message"
+
+
+@pytest.mark.django_db
+def test_a_row_claimed_again_meanwhile_is_left_to_its_worker(agent, published):
+    old = stuck(agent, DocumentStatus.PROCESSING, minutes=30, attempts=1)
+    real_enqueue = services.documents_enqueue
+
+    def claimed_first(**kwargs):
+        # A redelivered message claims the row between the reconciler's pick and its lock.
+        Document.objects.filter(pk=old.pk).update(started_at=timezone.now(), attempts=2)
+        return real_enqueue(**kwargs)
+
+    with (
+        mock.patch.object(services, "_document_queues_idle", return_value=False),
+        mock.patch.object(services, "documents_enqueue", side_effect=claimed_first),
+    ):
+        outcome = services.documents_requeue_stuck(**LEASE)
+
+    old.refresh_from_db()
+    assert outcome.requeued == 0
+    assert (old.status, old.task_id, old.attempts) == ("processing", "lost-message", 2)
+
+
+@pytest.mark.django_db
+def test_a_document_waiting_out_a_retry_backoff_is_not_taken_for_lost(agent, published):
+    document = stuck(agent, DocumentStatus.PROCESSING, minutes=60, attempts=1)
+
+    services.document_release_for_retry(
+        document_id=document.pk, task_id="lost-message", error="Will retry: 503"
+    )
+    with mock.patch.object(services, "_document_queues_idle", return_value=True):
+        outcome = services.documents_requeue_stuck(**LEASE)
+
+    document.refresh_from_db()
+    assert outcome.requeued == 0
+    assert (document.status, document.stage) == ("queued", "waiting to retry")
 
 
 @pytest.mark.django_db

@@ -18,17 +18,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--older-than",
             type=float,
-            help="Minutes in queued/processing before a document counts as stuck "
-            "(default: the settings' leases).",
+            help="Minutes queued (with the broker's queues empty) before a document counts as "
+            "lost (default: DOCFLOW_QUEUED_LEASE_SECONDS). Processing documents always get the "
+            "hard time limit + 60 s, so running work is never interrupted.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         docflow = settings.DOCFLOW
+        queued_for = timedelta(seconds=docflow["QUEUED_LEASE_SECONDS"])
         if options["older_than"] is not None:
-            queued_for = processing_for = timedelta(minutes=options["older_than"])
-        else:
-            queued_for = timedelta(seconds=docflow["QUEUED_LEASE_SECONDS"])
-            processing_for = timedelta(seconds=docflow["PROCESS_TIME_LIMIT"] + 60)
+            queued_for = timedelta(minutes=options["older_than"])
+        processing_for = timedelta(seconds=docflow["PROCESS_TIME_LIMIT"] + 60)
         outcome = services.documents_requeue_stuck(
             queued_for=queued_for, processing_for=processing_for
         )
