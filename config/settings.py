@@ -167,6 +167,10 @@ DOCFLOW = {
     "RETRY_BACKOFF_MAX_SECONDS": env.float("DOCFLOW_RETRY_BACKOFF_MAX_SECONDS", default=300.0),
     # Documents per message when bulk ingest hands ids to workers to fan out.
     "ENQUEUE_BATCH_SIZE": env.int("DOCFLOW_ENQUEUE_BATCH_SIZE", default=500),
+    # Agent imports: the largest file, and the server folders a row may name documents from
+    # (empty: server-side paths are refused).
+    "IMPORT_MAX_BYTES": env.int("DOCFLOW_IMPORT_MAX_BYTES", default=10 * 1024 * 1024),
+    "IMPORT_ALLOWED_ROOTS": env.list("DOCFLOW_IMPORT_ALLOWED_ROOTS", default=[]),
     # Time limits of one document's processing (soft: the task records a clear failure).
     "PROCESS_SOFT_TIME_LIMIT": env.int("DOCFLOW_PROCESS_SOFT_TIME_LIMIT", default=600),
     "PROCESS_TIME_LIMIT": env.int("DOCFLOW_PROCESS_TIME_LIMIT", default=660),
@@ -191,6 +195,7 @@ CELERY_TASK_ROUTES = {
     "documents.tasks.document_process_task": {"queue": "high"},
     "documents.tasks.documents_fan_out_task": {"queue": "low"},
     "documents.tasks.documents_requeue_stuck_task": {"queue": "scheduled"},
+    "documents.tasks.agent_import_task": {"queue": "low"},
     "profiles.tasks.*": {"queue": "medium"},
     "analytics.tasks.*": {"queue": "scheduled"},
 }

@@ -15,15 +15,17 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from documents import selectors, services
+from documents import imports, selectors, services
+from documents.agent_import import ImportFileError, RowError
 from documents.archives import is_archive_name
-from documents.forms import AddFromUrlForm, DocumentUploadForm, UploadManyForm
+from documents.forms import AddFromUrlForm, AgentImportForm, DocumentUploadForm, UploadManyForm
 from documents.models import (
     TERMINAL_STATUSES,
     Agent,
+    AgentImport,
     Chunk,
     Document,
     DocumentStatus,
@@ -50,16 +52,105 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "organization", "documents_link", "created_at")
-    list_filter = ("organization",)
+    change_list_template = "admin/documents/agent/change_list.html"
+    list_display = (
+        "name",
+        "slug",
+        "organization",
+        "model_name",
+        "temperature",
+        "status",
+        "documents_link",
+        "created_at",
+    )
+    list_filter = ("status", "organization")
     list_select_related = ("organization",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("created_by", "created_at", "updated_at")
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("import/", wrap(self.import_view), name="documents_agent_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        """Validate the file at once; queue its valid rows; show every row error."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = AgentImportForm(request.POST or None, request.FILES or None)
+        row_errors: list[RowError] = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                job, check = imports.agent_import_start(
+                    data=upload.read(),
+                    filename=upload.name,
+                    created_by=request.user,
+                    create_organizations=form.cleaned_data["create_organizations"],
+                )
+            except ImportFileError as exc:
+                form.add_error("file", str(exc))
+            else:
+                row_errors = check.errors
+                if job is not None:
+                    self.message_user(
+                        request,
+                        f"Queued {len(check.rows)} agents for import"
+                        + (f"; {len(row_errors)} problems in the file." if row_errors else "."),
+                        messages.WARNING if row_errors else messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(
+                        reverse("admin:documents_agentimport_change", args=[job.pk])
+                    )
+                self.message_user(request, "No valid row: nothing was queued.", messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import agents",
+            "form": form,
+            "multipart": True,
+            "row_errors": row_errors,
+        }
+        return TemplateResponse(request, "admin/documents/document/form_page.html", context)
 
     @admin.display(description="Documents")
     def documents_link(self, agent: Agent) -> str:
         url = reverse("admin:documents_document_changelist") + f"?agent__id__exact={agent.pk}"
         return format_html('<a href="{}">Documents</a>', url)
+
+
+@admin.register(AgentImport)
+class AgentImportAdmin(admin.ModelAdmin):
+    list_display = (
+        "original_name",
+        "status",
+        "progress",
+        "created_count",
+        "updated_count",
+        "unchanged_count",
+        "failed_count",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status",)
+    readonly_fields = [field.name for field in AgentImport._meta.fields] + ["row_errors"]
+    exclude = ("errors",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # imports start from the Agent list's "Import agents" page
+
+    @admin.display(description="Row errors")
+    def row_errors(self, job: AgentImport) -> str:
+        if not job.errors:
+            return "-"
+        return format_html_join(
+            "",
+            "<div>Line {}, {}: {}</div>",
+            ((e["row"], e["column"], e["message"]) for e in job.errors[:500]),
+        )
 
 
 class ChunkInline(admin.TabularInline):

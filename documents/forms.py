@@ -100,3 +100,22 @@ class AddFromUrlForm(forms.Form):
         if not urls:
             raise ValidationError("Enter at least one address.")
         return list(dict.fromkeys(urls))
+
+
+class AgentImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV or JSON: organization, name, slug (optional), persona, model, "
+        "temperature (0-2), documents (URLs or allowed server paths, separated by |)."
+    )
+    create_organizations = forms.BooleanField(
+        required=False, help_text="Create organizations the file names that do not exist yet."
+    )
+
+    def clean_file(self) -> UploadedFile:
+        upload: UploadedFile = self.cleaned_data["file"]
+        limit = settings.DOCFLOW["IMPORT_MAX_BYTES"]
+        if upload.size is not None and upload.size > limit:
+            raise ValidationError(
+                f"The file is {upload.size:,} bytes; the largest accepted is {limit:,} bytes."
+            )
+        return upload

@@ -25,18 +25,42 @@ class Organization(models.Model):
         return self.name
 
 
+class AgentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INACTIVE = "inactive", "Inactive"
+
+
 class Agent(models.Model):
     """An AI agent; its documents form its knowledge base."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="agents")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100)
+    persona = models.TextField("persona / system prompt", blank=True)
+    model_name = models.CharField(max_length=100, default="gpt-4o-mini")
+    temperature = models.FloatField(default=0.7)
+    status = models.CharField(
+        max_length=16, choices=AgentStatus.choices, default=AgentStatus.ACTIVE
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["organization__name", "name"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "slug"], name="agent_unique_slug"),
+            models.CheckConstraint(
+                condition=Q(temperature__gte=0) & Q(temperature__lte=2),
+                name="agent_temperature_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -202,3 +226,54 @@ class Chunk(models.Model):
         if self.page_end in (None, self.page_start):
             return str(self.page_start)
         return f"{self.page_start}-{self.page_end}"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class AgentImport(models.Model):
+    """One bulk agent import: the uploaded file, its progress, counts and per-row errors.
+
+    Validation happens before the row exists; the Celery task only applies valid rows, so the
+    counts add up to the file's rows: created + updated + unchanged + failed.
+    """
+
+    file = models.FileField(upload_to="imports/%Y/%m/", max_length=500)
+    original_name = models.CharField(max_length=500)
+    create_organizations = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    total_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    documents_queued = models.PositiveIntegerField(default=0)
+    # [{"row": int, "column": str, "message": str}], validation errors first.
+    errors = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_status_display()})"

@@ -20,7 +20,7 @@ from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from documents import pipeline, services
+from documents import imports, pipeline, services
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +191,36 @@ def documents_requeue_stuck_task() -> dict[str, Any]:
         "failed": outcome.failed,
         "skipped_queued": outcome.skipped_queued,
     }
+
+
+@shared_task(
+    bind=True,
+    name="documents.tasks.agent_import_task",
+    max_retries=MAX_RETRIES,
+    soft_time_limit=1500,
+    time_limit=1560,
+)
+def agent_import_task(self: Task, import_id: int) -> str:
+    """Apply a validated agent import in batches (bulk upserts); safe to run twice."""
+    delivery = self.request.delivery_info or {}
+    try:
+        return imports.agent_import_run(
+            import_id=import_id,
+            task_id=self.request.id,
+            redelivered=bool(delivery.get("redelivered")) or self.request.retries > 0,
+        )
+    except (OperationalError, InterfaceError) as exc:
+        if self.request.retries >= self.max_retries:
+            imports.agent_import_fail(
+                import_id=import_id, task_id=self.request.id, error=f"Database unavailable: {exc}"
+            )
+            raise
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    except Exception as exc:
+        logger.exception("agent import %s failed", import_id)
+        imports.agent_import_fail(
+            import_id=import_id,
+            task_id=self.request.id,
+            error=f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug; report it.",
+        )
+        raise

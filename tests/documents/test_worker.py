@@ -227,3 +227,24 @@ def test_many_documents_fan_out_through_the_low_queue(celery_worker, shared_medi
     summary = json.loads(out.getvalue())
     assert (summary["total"], summary["done"]) == (60, 60)
     wait_for(lambda: Chunk.objects.count() == 60)
+
+
+def test_bulk_create_agents_waits_for_the_worker(
+    celery_worker, shared_media, organization, tmp_path
+):
+    path = tmp_path / "agents.csv"
+    rows = [f"acme,Agent {i},agent-{i},Persona {i},gpt-4o,0.{i % 10}," for i in range(1500)]
+    path.write_text(
+        "organization,name,slug,persona,model,temperature,documents\n" + "\n".join(rows)
+    )
+
+    def bulk_import() -> dict:
+        out = StringIO()
+        call_command("bulk_create_agents", str(path), wait=True, json=True, timeout=120, stdout=out)
+        return json.loads(out.getvalue())
+
+    first, second = bulk_import(), bulk_import()
+
+    assert (first["created"], first["unchanged"], first["failed"]) == (1500, 0, 0)
+    assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 1500)
+    assert organization.agents.count() == 1500
