@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -29,6 +29,7 @@ from documents.models import (
     Chunk,
     Document,
     DocumentStatus,
+    ImportStatus,
     Organization,
 )
 
@@ -67,7 +68,35 @@ class AgentAdmin(admin.ModelAdmin):
     list_select_related = ("organization",)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("created_by", "created_at", "updated_at")
+    readonly_fields = ("knowledge_base", "created_by", "created_at", "updated_at")
+
+    @admin.display(description="Knowledge base")
+    def knowledge_base(self, agent: Agent) -> str:
+        """Documents by status, chunks and last processed time, in one grouped query."""
+        if agent.pk is None:
+            return "-"
+        rows = list(
+            agent.documents.values("status")
+            .annotate(n=Count("pk"), chunks=Sum("chunk_count"), last=Max("finished_at"))
+            .order_by("status")
+        )
+        url = reverse("admin:documents_document_changelist") + f"?agent__id__exact={agent.pk}"
+        if not rows:
+            return format_html('No documents yet. <a href="{}">Documents</a>', url)
+        by_status = ", ".join(
+            f"{row['n']} {DocumentStatus(row['status']).label.lower()}" for row in rows
+        )
+        chunks = sum(row["chunks"] or 0 for row in rows)
+        done = [row["last"] for row in rows if row["status"] == DocumentStatus.DONE and row["last"]]
+        last = f"; last processed {max(done):%Y-%m-%d %H:%M} UTC" if done else ""
+        return format_html(
+            '{} documents ({}); {} chunks{}. <a href="{}">Open its documents</a>',
+            sum(row["n"] for row in rows),
+            by_status,
+            chunks,
+            last,
+            url,
+        )
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view
@@ -138,6 +167,20 @@ class AgentImportAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     readonly_fields = [field.name for field in AgentImport._meta.fields] + ["row_errors"]
     exclude = ("errors",)
+    change_form_template = "admin/documents/agentimport/change_form.html"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """While the import runs, the page refreshes itself so progress and counts move."""
+        job = self.get_object(request, object_id)
+        running = job is not None and job.status in (ImportStatus.QUEUED, ImportStatus.PROCESSING)
+        return super().change_view(
+            request,
+            object_id,
+            form_url,
+            {**(extra_context or {}), "refresh_seconds": 2 if running else 0},
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # imports start from the Agent list's "Import agents" page

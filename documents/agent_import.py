@@ -17,7 +17,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -99,12 +99,18 @@ def slugify(value: str) -> str:
 
 
 def parse_agent_file(
-    data: bytes, *, filename: str = "", max_bytes: int = 10_000_000, max_rows: int = 100_000
+    data: bytes,
+    *,
+    filename: str = "",
+    max_bytes: int = 10_000_000,
+    max_rows: int = 100_000,
+    default_organization: str = "",
 ) -> ParsedImport:
     """Parse and validate an import file: good rows and row errors, or ImportFileError.
 
     The format comes from the content (JSON when it starts with "[" or "{"), because people
     rename files and spreadsheets save under any name; ``filename`` only improves messages.
+    With ``default_organization``, rows (and CSV headers) may leave the organization out.
     """
     if len(data) > max_bytes:
         raise ImportFileError(
@@ -115,9 +121,9 @@ def parse_agent_file(
     if not stripped:
         raise ImportFileError("The file is empty.")
     if stripped[0] in "[{":
-        return _parse_json(text, max_rows=max_rows)
+        return _parse_json(text, max_rows=max_rows, default_organization=default_organization)
     try:
-        return _parse_csv(text, max_rows=max_rows)
+        return _parse_csv(text, max_rows=max_rows, default_organization=default_organization)
     except ImportFileError as exc:
         if not filename.lower().endswith(".json"):
             raise
@@ -149,7 +155,7 @@ def _decode(data: bytes) -> str:
         ) from exc
 
 
-def _parse_json(text: str, *, max_rows: int) -> ParsedImport:
+def _parse_json(text: str, *, max_rows: int, default_organization: str = "") -> ParsedImport:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -189,18 +195,19 @@ def _parse_json(text: str, *, max_rows: int) -> ParsedImport:
         named = [f'"{_shown(key)}" (item {number})' for key, number in sorted(unknown.items())]
         raise ImportFileError(f"Unknown keys: {_listed(named)}. {_accepted_columns()}")
 
-    checker = _RowChecker(place="item")
+    checker = _RowChecker(place="item", default_organization=default_organization)
     for number, item in enumerate(items, start=1):
         checker.check(number, item, text_cells=False)
     return ParsedImport(rows=checker.rows, errors=checker.errors, format="json")
 
 
-def _parse_csv(text: str, *, max_rows: int) -> ParsedImport:
+def _parse_csv(text: str, *, max_rows: int, default_organization: str = "") -> ParsedImport:
     records = _csv_records(text)
     header_line, header = next(records, (0, []))  # never empty: the text has non-blank content
-    columns = _csv_columns(header, line=header_line)
+    required = [c for c in REQUIRED_COLUMNS if not (c == "organization" and default_organization)]
+    columns = _csv_columns(header, line=header_line, required=required)
 
-    checker = _RowChecker(place="line")
+    checker = _RowChecker(place="line", default_organization=default_organization)
     count = 0
     for line, cells in records:
         count += 1
@@ -255,7 +262,9 @@ def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
         ) from exc
 
 
-def _csv_columns(header: list[str], *, line: int) -> list[str]:
+def _csv_columns(
+    header: list[str], *, line: int, required: Iterable[str] = REQUIRED_COLUMNS
+) -> list[str]:
     """The column name at each position ("" for a blank header cell), or ImportFileError.
 
     Names match without regard to case or surrounding spaces, as spreadsheets are typed by hand.
@@ -271,7 +280,7 @@ def _csv_columns(header: list[str], *, line: int) -> list[str]:
     unknown = [column for column in columns if column and column not in COLUMNS]
     if unknown:
         raise ImportFileError(f"Unknown columns: {_quoted(unknown)}. {_accepted_columns()}{hint}")
-    missing = [column for column in REQUIRED_COLUMNS if column not in counts]
+    missing = [column for column in required if column not in counts]
     if missing:
         raise ImportFileError(
             f"The header (line {line}) has no {_quoted(missing)} column; these are required. "
@@ -290,8 +299,9 @@ class _RowChecker:
     clash now rather than after fixing that row.
     """
 
-    def __init__(self, *, place: str) -> None:
+    def __init__(self, *, place: str, default_organization: str = "") -> None:
         self.place = place  # "line" for CSV, "item" for JSON: how messages point at a row
+        self.default_organization = default_organization
         self.rows: list[AgentRow] = []
         self.errors: list[RowError] = []
         self._first_with_slug: dict[tuple[str, str], int] = {}
@@ -317,6 +327,8 @@ class _RowChecker:
             return value.strip()
 
         organization = text("organization")
+        if organization == "" and self.default_organization:
+            organization = self.default_organization
         if organization == "":
             problems.append(("organization", "An organization slug is required."))
         elif organization is not None:

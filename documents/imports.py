@@ -98,6 +98,7 @@ def agent_import_start(
     filename: str,
     created_by: Any = None,
     create_organizations: bool = False,
+    default_organization: str = "",
 ) -> tuple[AgentImport | None, ImportCheck]:
     """Validate the file and, when any row is valid, record the job and queue it on `low`.
 
@@ -105,7 +106,10 @@ def agent_import_start(
     Returns (None, check) when no row is valid: nothing is created.
     """
     parsed = parse_agent_file(
-        data, filename=filename, max_bytes=settings.DOCFLOW["IMPORT_MAX_BYTES"]
+        data,
+        filename=filename,
+        max_bytes=settings.DOCFLOW["IMPORT_MAX_BYTES"],
+        default_organization=default_organization,
     )
     check = check_rows(parsed, create_organizations=create_organizations)
     if not check.rows:
@@ -114,6 +118,7 @@ def agent_import_start(
     job = AgentImport(
         original_name=filename[:500],
         create_organizations=create_organizations,
+        default_organization=default_organization,
         total_rows=len(check.rows) + failed_rows,
         failed_count=failed_rows,
         errors=_error_dicts(check.errors),
@@ -147,7 +152,10 @@ def agent_import_run(*, import_id: int, task_id: str, redelivered: bool = False)
     with job.file.open("rb") as handle:
         data = handle.read()
     parsed = parse_agent_file(
-        data, filename=job.original_name, max_bytes=settings.DOCFLOW["IMPORT_MAX_BYTES"]
+        data,
+        filename=job.original_name,
+        max_bytes=settings.DOCFLOW["IMPORT_MAX_BYTES"],
+        default_organization=job.default_organization,
     )
     check = check_rows(parsed, create_organizations=job.create_organizations)
     counts = {"created": 0, "updated": 0, "unchanged": 0, "documents": 0}

@@ -245,6 +245,8 @@ class AgentImport(models.Model):
     file = models.FileField(upload_to="imports/%Y/%m/", max_length=500)
     original_name = models.CharField(max_length=500)
     create_organizations = models.BooleanField(default=False)
+    # Rows that leave the organization out belong to this one (slug).
+    default_organization = models.SlugField(max_length=100, blank=True)
     status = models.CharField(
         max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
     )

@@ -10,9 +10,9 @@ from unittest import mock
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from documents.agent_import import ImportFileError
 
 from documents import imports, services
+from documents.agent_import import ImportFileError
 from documents.models import Agent, AgentImport, Document, ImportStatus, Organization
 
 pytestmark = pytest.mark.django_db
@@ -188,3 +188,52 @@ def test_admin_import_page_shows_row_errors_when_nothing_is_valid(admin_client, 
     assert response.status_code == 200
     assert "Line 2, temperature" in response.content.decode()
     assert not AgentImport.objects.exists()
+
+
+def test_rows_without_an_organization_take_the_commands_default(
+    organization, tmp_path, queued_jobs
+):
+    path = tmp_path / "agents.csv"
+    path.write_text("name,slug\nBot,bot\n")
+    out = StringIO()
+
+    call_command("bulk_create_agents", str(path), organization="acme", json=True, stdout=out)
+
+    job = AgentImport.objects.get()
+    assert job.default_organization == "acme"
+    run(job)
+    assert organization.agents.get().slug == "bot"
+
+
+def test_applying_costs_a_few_queries_per_batch_not_per_row(
+    organization, queued_jobs, django_assert_max_num_queries
+):
+    data = csv_file(*(f"acme,Agent {i},agent-{i},,,," for i in range(400)))
+    job, _ = imports.agent_import_start(data=data, filename="a.csv")
+
+    with django_assert_max_num_queries(15):
+        run(job)
+
+    assert organization.agents.count() == 400
+
+
+def test_agent_page_shows_its_knowledge_base(admin_client, agent):
+    Document.objects.create(agent=agent, file="documents/a.txt", status="done", chunk_count=7)
+    Document.objects.create(agent=agent, file="documents/b.txt", status="failed")
+
+    page = admin_client.get(reverse("admin:documents_agent_change", args=[agent.pk]))
+
+    body = page.content.decode()
+    assert "2 documents (1 done, 1 failed); 7 chunks" in body
+    assert f"?agent__id__exact={agent.pk}" in body
+
+
+def test_a_running_import_page_refreshes_itself_and_a_finished_one_does_not(
+    admin_client, organization, queued_jobs
+):
+    job, _ = imports.agent_import_start(data=csv_file("acme,Bot,bot,,,,"), filename="a.csv")
+    url = reverse("admin:documents_agentimport_change", args=[job.pk])
+
+    assert 'http-equiv="refresh"' in admin_client.get(url).content.decode()
+    run(job)
+    assert 'http-equiv="refresh"' not in admin_client.get(url).content.decode()

@@ -234,6 +234,7 @@ def test_bulk_create_agents_waits_for_the_worker(
 ):
     path = tmp_path / "agents.csv"
     rows = [f"acme,Agent {i},agent-{i},Persona {i},gpt-4o,0.{i % 10}," for i in range(1500)]
+    rows.append("acme,Too hot,too-hot,,,3.5,")  # a bad row: reported, the rest still lands
     path.write_text(
         "organization,name,slug,persona,model,temperature,documents\n" + "\n".join(rows)
     )
@@ -245,6 +246,8 @@ def test_bulk_create_agents_waits_for_the_worker(
 
     first, second = bulk_import(), bulk_import()
 
-    assert (first["created"], first["unchanged"], first["failed"]) == (1500, 0, 0)
+    assert (first["created"], first["unchanged"], first["failed"]) == (1500, 0, 1)
+    assert first["errors"][0]["row"] == 1502
+    assert "temperature" in first["errors"][0]["message"]
     assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 1500)
     assert organization.agents.count() == 1500

@@ -22,6 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument(
+            "--organization",
+            default="",
+            help="Organization (slug) of rows that do not name one.",
+        )
+        parser.add_argument(
             "--create-organizations",
             action="store_true",
             help="Create organizations the file names that do not exist yet.",
@@ -43,6 +48,7 @@ class Command(BaseCommand):
                 data=data,
                 filename=path.name,
                 create_organizations=options["create_organizations"],
+                default_organization=options["organization"],
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from exc
