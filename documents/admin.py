@@ -70,6 +70,11 @@ class AgentAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("knowledge_base", "created_by", "created_at", "updated_at")
 
+    def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
     @admin.display(description="Knowledge base")
     def knowledge_base(self, agent: Agent) -> str:
         """Documents by status, chunks and last processed time, in one grouped query."""

@@ -237,3 +237,21 @@ def test_a_running_import_page_refreshes_itself_and_a_finished_one_does_not(
     assert 'http-equiv="refresh"' in admin_client.get(url).content.decode()
     run(job)
     assert 'http-equiv="refresh"' not in admin_client.get(url).content.decode()
+
+
+def test_an_agent_added_in_the_admin_records_who_created_it(admin_client, admin_user, organization):
+    response = admin_client.post(
+        reverse("admin:documents_agent_add"),
+        {
+            "organization": organization.pk,
+            "name": "Helper",
+            "slug": "helper",
+            "persona": "",
+            "model_name": "gpt-4o-mini",
+            "temperature": "0.5",
+            "status": "active",
+        },
+    )
+
+    assert response.status_code == 302
+    assert Agent.objects.get(slug="helper").created_by == admin_user
