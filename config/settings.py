@@ -171,6 +171,9 @@ DOCFLOW = {
     # (empty: server-side paths are refused).
     "IMPORT_MAX_BYTES": env.int("DOCFLOW_IMPORT_MAX_BYTES", default=10 * 1024 * 1024),
     "IMPORT_ALLOWED_ROOTS": env.list("DOCFLOW_IMPORT_ALLOWED_ROOTS", default=[]),
+    # A new interaction queues its profile's enrichment this many seconds later, so a burst of
+    # messages is read by one run.
+    "ENRICH_DEBOUNCE_SECONDS": env.float("DOCFLOW_ENRICH_DEBOUNCE_SECONDS", default=10.0),
     # Time limits of one document's processing (soft: the task records a clear failure).
     "PROCESS_SOFT_TIME_LIMIT": env.int("DOCFLOW_PROCESS_SOFT_TIME_LIMIT", default=600),
     "PROCESS_TIME_LIMIT": env.int("DOCFLOW_PROCESS_TIME_LIMIT", default=660),

@@ -1,0 +1,130 @@
+"""Writes for profiles: requesting (debounced) and applying enrichment.
+
+A burst of new interactions must cause one or two enrichment runs, not one per message: a
+request only queues a task when the profile has none queued (a conditional UPDATE), and the
+task starts after a countdown, so the messages of the burst are all in when it reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Cast, Concat, Now
+from django.utils import timezone
+
+from documents.services import durable
+from profiles.enrichment import Message, enrich
+from profiles.models import CustomerProfile, EnrichmentStatus, Interaction
+
+logger = logging.getLogger(__name__)
+
+
+def profiles_request_enrichment(
+    *, profile_ids: Iterable[int], countdown: float | None = None
+) -> int:
+    """Queue enrichment for the profiles that have none queued yet; returns how many.
+
+    The UPDATE skips profiles already queued, so concurrent requests (a burst of messages
+    from many web processes) queue at most one run; a request during a run queues the next.
+    """
+    ids = list(profile_ids)
+    if not ids:
+        return 0
+    delay = settings.DOCFLOW["ENRICH_DEBOUNCE_SECONDS"] if countdown is None else countdown
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        pending = (
+            CustomerProfile.objects.filter(pk__in=ids)
+            .exclude(enrichment_status=EnrichmentStatus.QUEUED)
+            .select_for_update()
+        )
+        locked = list(pending.values_list("pk", flat=True))
+        if not locked:
+            return 0
+        CustomerProfile.objects.filter(pk__in=locked).update(
+            enrichment_status=EnrichmentStatus.QUEUED,
+            enrichment_task_id=Concat(Value(f"{token}-"), Cast("pk", CharField())),
+            enrichment_requested_at=Now(),
+            enrichment_progress=0,
+            enrichment_error="",
+        )
+        pairs = [(pk, f"{token}-{pk}") for pk in locked]
+        transaction.on_commit(partial(_publish, pairs, countdown=delay))
+    return len(locked)
+
+
+def _publish(pairs: list[tuple[int, str]], *, countdown: float) -> None:
+    from profiles.tasks import profile_enrich_task
+
+    try:
+        with profile_enrich_task.app.producer_or_acquire() as producer:
+            for profile_id, task_id in pairs:
+                profile_enrich_task.apply_async(
+                    args=[profile_id], task_id=task_id, countdown=countdown, producer=producer
+                )
+    except Exception:
+        logger.exception("Could not queue enrichment of %d profiles; they stay queued.", len(pairs))
+
+
+def profile_enrich(
+    *, profile_id: int, task_id: str, redelivered: bool = False, now: datetime | None = None
+) -> str:
+    """Claim, compute from the whole history, replace the enrichment; safe to run twice."""
+    claimable = [EnrichmentStatus.QUEUED]
+    if redelivered:
+        claimable.append(EnrichmentStatus.PROCESSING)
+    claimed = CustomerProfile.objects.filter(
+        pk=profile_id, enrichment_task_id=task_id, enrichment_status__in=claimable
+    ).update(
+        enrichment_status=EnrichmentStatus.PROCESSING,
+        enrichment_progress=10,
+        enrichment_attempts=F("enrichment_attempts") + 1,
+    )
+    if not claimed:
+        return "skipped"
+    messages = [
+        Message(occurred_at=at, direction=direction, channel=channel, text=text, tokens=tokens)
+        for at, direction, channel, text, tokens in Interaction.objects.filter(
+            profile_id=profile_id
+        )
+        .order_by("occurred_at", "pk")
+        .values_list("occurred_at", "direction", "channel", "text", "tokens_used")
+        .iterator(chunk_size=2000)
+    ]
+    result = enrich(messages, now=now or timezone.now())
+    with durable():
+        updated = CustomerProfile.objects.filter(
+            pk=profile_id, enrichment_task_id=task_id, enrichment_status=EnrichmentStatus.PROCESSING
+        ).update(
+            sentiment_score=result.sentiment_score,
+            sentiment_label=result.sentiment_label,
+            sentiment_trend=result.sentiment_trend,
+            top_topics=result.top_topics,
+            engagement_score=result.engagement_score,
+            segment=result.segment,
+            preferred_hours=result.preferred_hours,
+            preferred_weekdays=result.preferred_weekdays,
+            preferred_channel=result.preferred_channel,
+            first_seen=result.first_seen,
+            last_seen=result.last_seen,
+            interaction_count=result.interaction_count,
+            enrichment_status=EnrichmentStatus.DONE,
+            enrichment_progress=100,
+            enrichment_error="",
+            enriched_at=Now(),
+        )
+    return "done" if updated else "superseded"
+
+
+def profile_enrich_fail(*, profile_id: int, task_id: str, error: str) -> None:
+    with durable():
+        CustomerProfile.objects.filter(pk=profile_id, enrichment_task_id=task_id).update(
+            enrichment_status=EnrichmentStatus.FAILED, enrichment_error=error
+        )

@@ -1,0 +1,145 @@
+"""Profile enrichment on PostgreSQL: debounced requests, idempotent runs, admin and command."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from profiles import services
+from profiles.models import CustomerProfile, EnrichmentStatus, Interaction
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def profile(organization) -> CustomerProfile:
+    return CustomerProfile.objects.create(organization=organization, external_id="c-1", name="Ann")
+
+
+@pytest.fixture
+def published():
+    with mock.patch.object(services, "_publish") as publish:
+        yield publish
+
+
+def say(profile: CustomerProfile, text: str, *, days_ago: float = 0, direction: str = "in"):
+    return Interaction.objects.create(
+        profile=profile,
+        channel="chat",
+        direction=direction,
+        text=text,
+        occurred_at=timezone.now() - timedelta(days=days_ago),
+    )
+
+
+def test_a_burst_of_messages_queues_one_enrichment(
+    profile, published, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        for index in range(50):
+            say(profile, f"Message {index}: where is my parcel?")
+
+    profile.refresh_from_db()
+    assert profile.enrichment_status == EnrichmentStatus.QUEUED
+    assert published.call_count == 1
+    (pairs,), kwargs = published.call_args
+    assert pairs == [(profile.pk, profile.enrichment_task_id)]
+    assert kwargs["countdown"] > 0
+
+
+def test_enrichment_replaces_the_previous_result_and_runs_once_per_message(profile, published):
+    say(profile, "I love this service, thank you so much!", days_ago=1)
+    profile.refresh_from_db()
+
+    assert services.profile_enrich(profile_id=profile.pk, task_id=profile.enrichment_task_id) == (
+        "done"
+    )
+    assert services.profile_enrich(profile_id=profile.pk, task_id=profile.enrichment_task_id) == (
+        "skipped"
+    )
+
+    profile.refresh_from_db()
+    assert profile.enrichment_status == EnrichmentStatus.DONE
+    assert profile.sentiment_label == "positive"
+    assert profile.interaction_count == 1
+    first_score = profile.sentiment_score
+
+    say(profile, "This is terrible, awful, I am furious and want a refund.")
+    profile.refresh_from_db()
+    services.profile_enrich(profile_id=profile.pk, task_id=profile.enrichment_task_id)
+    profile.refresh_from_db()
+    assert profile.interaction_count == 2
+    assert profile.sentiment_score < first_score
+
+
+def test_a_request_during_a_run_queues_the_next_one(profile, published):
+    say(profile, "Hello")
+    profile.refresh_from_db()
+    CustomerProfile.objects.filter(pk=profile.pk).update(
+        enrichment_status=EnrichmentStatus.PROCESSING
+    )
+
+    assert services.profiles_request_enrichment(profile_ids=[profile.pk]) == 1
+    assert services.profiles_request_enrichment(profile_ids=[profile.pk]) == 0
+
+
+def test_admin_action_and_changelist(admin_client, profile, published):
+    say(profile, "Thanks, all good.")
+
+    response = admin_client.post(
+        reverse("admin:profiles_customerprofile_changelist"),
+        {"action": "enrich_selected", "_selected_action": [profile.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "were already queued" in response.content.decode()
+    change = admin_client.get(reverse("admin:profiles_customerprofile_change", args=[profile.pk]))
+    assert "Thanks, all good." in change.content.decode()
+
+
+def test_enrich_profiles_command_selects_stale_ones(organization, published):
+    fresh = CustomerProfile.objects.create(
+        organization=organization, external_id="fresh", enriched_at=timezone.now()
+    )
+    stale = CustomerProfile.objects.create(
+        organization=organization,
+        external_id="stale",
+        enriched_at=timezone.now() - timedelta(days=2),
+    )
+    out = StringIO()
+
+    call_command("enrich_profiles", stale_hours=24, json=True, stdout=out)
+
+    summary = json.loads(out.getvalue())
+    assert (summary["selected"], summary["queued"]) == (1, 1)
+    assert CustomerProfile.objects.get(pk=stale.pk).enrichment_status == "queued"
+    assert CustomerProfile.objects.get(pk=fresh.pk).enrichment_status == "never"
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_is_enriched_by_one_or_two_runs_of_a_real_worker(
+    celery_worker, organization, settings
+):
+    settings.DOCFLOW = {**settings.DOCFLOW, "ENRICH_DEBOUNCE_SECONDS": 1.0}
+    profile = CustomerProfile.objects.create(organization=organization, external_id="burst")
+    for index in range(200):
+        say(profile, f"Order {index} arrived broken, I am not happy.")
+
+    wait_for(
+        lambda: CustomerProfile.objects.get(pk=profile.pk).enrichment_status == "done",
+        timeout=60,
+    )
+    profile.refresh_from_db()
+    assert profile.interaction_count == 200
+    assert profile.enrichment_attempts in (1, 2)
+    assert profile.sentiment_label == "negative"
