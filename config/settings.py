@@ -199,6 +199,7 @@ CELERY_TASK_ROUTES = {
     "documents.tasks.documents_fan_out_task": {"queue": "low"},
     "documents.tasks.documents_requeue_stuck_task": {"queue": "scheduled"},
     "documents.tasks.agent_import_task": {"queue": "low"},
+    "profiles.tasks.profiles_enrich_stale_task": {"queue": "scheduled"},
     "profiles.tasks.*": {"queue": "medium"},
     "analytics.tasks.*": {"queue": "scheduled"},
 }

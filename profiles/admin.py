@@ -5,22 +5,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from profiles import services
 from profiles.models import CustomerProfile, Interaction
 
-
-class InteractionInline(admin.TabularInline):
-    model = Interaction
-    fields = ("occurred_at", "direction", "channel", "agent", "text", "tokens_used")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("-occurred_at", "-id")
-    max_num = 0  # read-only history; newest first
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Interaction]:
-        return super().get_queryset(request).select_related("agent")
+LATEST_INTERACTIONS = 50
 
 
 @admin.register(CustomerProfile)
@@ -41,8 +33,8 @@ class CustomerProfileAdmin(admin.ModelAdmin):
     search_fields = ("external_id", "name", "email")
     show_full_result_count = False
     actions = ("enrich_selected",)
-    inlines = (InteractionInline,)
     readonly_fields = (
+        "latest_interactions",
         "sentiment_score",
         "sentiment_label",
         "sentiment_trend",
@@ -61,6 +53,37 @@ class CustomerProfileAdmin(admin.ModelAdmin):
         "enrichment_attempts",
         "enriched_at",
     )
+
+    @admin.display(description="Interactions")
+    def latest_interactions(self, profile: CustomerProfile) -> str:
+        """The latest ones, newest first; the full history is paginated in its own list."""
+        if profile.pk is None:
+            return "-"
+        latest = profile.interactions.select_related("agent").order_by("-occurred_at", "-id")[
+            :LATEST_INTERACTIONS
+        ]
+        url = reverse("admin:profiles_interaction_changelist") + f"?profile__id__exact={profile.pk}"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{i.occurred_at:%Y-%m-%d %H:%M}",
+                    i.get_direction_display(),
+                    i.channel,
+                    i.agent or "",
+                    Truncator(i.text).chars(200),
+                )
+                for i in latest
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>When (UTC)</th><th>Direction</th><th>Channel</th>"
+            "<th>Agent</th><th>Text</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All interactions of this profile</a></p>',
+            rows,
+            url,
+        )
 
     @admin.action(description="Enrich selected profiles", permissions=["change"])
     def enrich_selected(self, request: HttpRequest, queryset: QuerySet[CustomerProfile]) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, F, Value
+from django.db.models import CharField, F, Q, Value
 from django.db.models.functions import Cast, Concat, Now
 from django.utils import timezone
 
@@ -128,3 +128,16 @@ def profile_enrich_fail(*, profile_id: int, task_id: str, error: str) -> None:
         CustomerProfile.objects.filter(pk=profile_id, enrichment_task_id=task_id).update(
             enrichment_status=EnrichmentStatus.FAILED, enrichment_error=error
         )
+
+
+def profiles_enrich_stale(*, stale_hours: float, batch: int = 5000) -> int:
+    """Queue enrichment of every profile not enriched for `stale_hours` (or never)."""
+    cutoff = timezone.now() - timedelta(hours=stale_hours)
+    stale = CustomerProfile.objects.filter(
+        Q(enriched_at__isnull=True) | Q(enriched_at__lt=cutoff)
+    ).values_list("pk", flat=True)
+    ids = list(stale.iterator(chunk_size=batch))
+    return sum(
+        profiles_request_enrichment(profile_ids=ids[start : start + batch], countdown=0)
+        for start in range(0, len(ids), batch)
+    )

@@ -41,3 +41,9 @@ def profile_enrich_task(self: Task, profile_id: int) -> str:
             error=f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug; report it.",
         )
         raise
+
+
+@shared_task(name="profiles.tasks.profiles_enrich_stale_task", soft_time_limit=600, time_limit=660)
+def profiles_enrich_stale_task(stale_hours: float = 24.0) -> int:
+    """Beat, nightly: queue enrichment of profiles not enriched for `stale_hours`."""
+    return services.profiles_enrich_stale(stale_hours=stale_hours)

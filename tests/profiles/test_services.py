@@ -143,3 +143,36 @@ def test_a_burst_is_enriched_by_one_or_two_runs_of_a_real_worker(
     assert profile.interaction_count == 200
     assert profile.enrichment_attempts in (1, 2)
     assert profile.sentiment_label == "negative"
+
+
+def test_profile_page_shows_the_latest_interactions_newest_first(admin_client, profile):
+    say(profile, "older message", days_ago=2)
+    say(profile, "newer message", days_ago=1)
+
+    body = admin_client.get(
+        reverse("admin:profiles_customerprofile_change", args=[profile.pk])
+    ).content.decode()
+
+    assert body.index("newer message") < body.index("older message")
+    assert f"?profile__id__exact={profile.pk}" in body
+
+
+def test_the_nightly_re_enrichment_is_scheduled_by_migrate():
+    from django_celery_beat.models import PeriodicTask
+
+    entry = PeriodicTask.objects.get(task="profiles.tasks.profiles_enrich_stale_task")
+    assert (entry.queue, entry.crontab.hour, entry.crontab.minute) == ("scheduled", "2", "30")
+    assert str(entry.crontab.timezone) == "UTC"
+    assert json.loads(entry.kwargs) == {"stale_hours": 24}
+
+
+def test_stale_profiles_are_queued_by_the_nightly_task(organization, published):
+    from profiles.tasks import profiles_enrich_stale_task
+
+    CustomerProfile.objects.create(
+        organization=organization, external_id="fresh", enriched_at=timezone.now()
+    )
+    stale = CustomerProfile.objects.create(organization=organization, external_id="never")
+
+    assert profiles_enrich_stale_task.apply(kwargs={"stale_hours": 24}).get() == 1
+    assert CustomerProfile.objects.get(pk=stale.pk).enrichment_status == "queued"
