@@ -88,7 +88,9 @@ class CustomerProfileAdmin(admin.ModelAdmin):
     @admin.action(description="Enrich selected profiles", permissions=["change"])
     def enrich_selected(self, request: HttpRequest, queryset: QuerySet[CustomerProfile]) -> None:
         selected = list(queryset.values_list("pk", flat=True))
-        queued = services.profiles_request_enrichment(profile_ids=selected, countdown=0)
+        queued = services.profiles_request_enrichment(
+            profile_ids=selected, countdown=0, batch_size=services.BULK_BATCH
+        )
         self.message_user(request, f"Queued enrichment of {queued} profiles.", messages.SUCCESS)
         if queued < len(selected):
             self.message_user(

@@ -43,6 +43,28 @@ def profile_enrich_task(self: Task, profile_id: int) -> str:
         raise
 
 
+@shared_task(
+    bind=True,
+    name="profiles.tasks.profiles_enrich_batch_task",
+    max_retries=3,
+    soft_time_limit=600,
+    time_limit=660,
+)
+def profiles_enrich_batch_task(self: Task, profile_ids: list[int]) -> int:
+    """Enrich a batch of profiles (bulk runs); a second delivery finds nothing to claim."""
+    delivery = self.request.delivery_info or {}
+    try:
+        return services.profiles_enrich_batch(
+            profile_ids=profile_ids,
+            task_id=self.request.id,
+            redelivered=bool(delivery.get("redelivered")) or self.request.retries > 0,
+        )
+    except (OperationalError, InterfaceError) as exc:
+        if self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+
+
 @shared_task(name="profiles.tasks.profiles_enrich_stale_task", soft_time_limit=600, time_limit=660)
 def profiles_enrich_stale_task(stale_hours: float = 24.0) -> int:
     """Beat, nightly: queue enrichment of profiles not enriched for `stale_hours`."""

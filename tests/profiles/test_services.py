@@ -176,3 +176,53 @@ def test_stale_profiles_are_queued_by_the_nightly_task(organization, published):
 
     assert profiles_enrich_stale_task.apply(kwargs={"stale_hours": 24}).get() == 1
     assert CustomerProfile.objects.get(pk=stale.pk).enrichment_status == "queued"
+
+
+def test_bulk_runs_enrich_batches_with_the_same_result_as_single_runs(
+    organization, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    profiles = [
+        CustomerProfile.objects.create(organization=organization, external_id=f"p{i}")
+        for i in range(5)
+    ]
+    with mock.patch.object(services, "_publish"):
+        for index, profile in enumerate(profiles[:4]):
+            say(profile, "Great help, thank you!" if index % 2 else "Awful, still broken.")
+    single = profiles[0]
+    single.refresh_from_db()
+    services.profile_enrich(profile_id=single.pk, task_id=single.enrichment_task_id)
+    single.refresh_from_db()
+    CustomerProfile.objects.update(enrichment_status="done")
+
+    with (
+        mock.patch.object(services, "_publish_batches") as publish,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        queued = services.profiles_request_enrichment(
+            profile_ids=[p.pk for p in profiles], countdown=0, batch_size=3
+        )
+    (batches,), _ = publish.call_args
+    assert queued == 5
+    assert [len(ids) for ids, _ in batches] == [3, 2]
+
+    with django_assert_max_num_queries(2 * 9):  # a fixed handful per batch, none per row
+        done = [
+            services.profiles_enrich_batch(profile_ids=ids, task_id=task_id)
+            for ids, task_id in batches
+        ]
+
+    assert done == [3, 2]
+    again = services.profiles_enrich_batch(profile_ids=batches[0][0], task_id=batches[0][1])
+    assert again == 0  # a second delivery finds nothing to claim
+    rebatched = CustomerProfile.objects.get(pk=single.pk)
+    assert (rebatched.sentiment_score, rebatched.segment, rebatched.top_topics) == (
+        single.sentiment_score,
+        single.segment,
+        single.top_topics,
+    )
+    silent = CustomerProfile.objects.get(pk=profiles[4].pk)
+    assert (silent.enrichment_status, silent.segment, silent.interaction_count) == (
+        "done",
+        "new",
+        0,
+    )

@@ -44,7 +44,9 @@ class Command(BaseCommand):
         queued = 0
         for start in range(0, len(ids), 5000):
             queued += services.profiles_request_enrichment(
-                profile_ids=ids[start : start + 5000], countdown=0
+                profile_ids=ids[start : start + 5000],
+                countdown=0,
+                batch_size=services.BULK_BATCH,
             )
         if options["wait"]:
             self._wait(ids, quiet=options["json"], timeout=options["timeout"])
