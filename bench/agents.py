@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,8 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import (  # noqa: E402  (path set above)
-    bench_database_url,
-    create_database,
+    prepare_bench,
     start_worker,
     stop_worker,
 )
@@ -32,24 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=10_000)
     args = parser.parse_args()
-    database_url = bench_database_url()
-    workdir = Path(tempfile.mkdtemp(prefix="docflow-bench-agents-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MEDIA_ROOT": str(workdir / "media"),
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    os.environ.update(env)
-    create_database(database_url)
-    import django
-    import redis
+    env, workdir = prepare_bench("docflow-bench-agents-")
     from django.core.management import call_command
 
-    redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
-    django.setup()
-    call_command("migrate", verbosity=0)
     from documents.models import Organization
 
     Organization.objects.create(name="Bench", slug="bench")

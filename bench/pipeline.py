@@ -51,6 +51,33 @@ def create_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def prepare_bench(prefix: str) -> tuple[dict[str, str], Path]:
+    """A fresh `<name>_bench` database (migrated), a flushed Redis database, a work folder, and
+    the environment a worker subprocess needs; Django is set up in this process."""
+    database_url = bench_database_url()
+    broker_url = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker_url.startswith("redis"):
+        sys.exit("CELERY_BROKER_URL must point at Redis (e.g. make bench)")
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(workdir / "media"),
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    os.environ.update(env)
+    create_database(database_url)
+    import django
+    import redis
+    from django.core.management import call_command
+
+    redis.Redis.from_url(broker_url).flushdb()
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return env, workdir
+
+
 def make_corpus(folder: Path, count: int, pages: int) -> list[Path]:
     from documents import samples
 
@@ -216,29 +243,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
     args = parser.parse_args()
 
-    database_url = bench_database_url()
-    broker_url = os.environ.get("CELERY_BROKER_URL", "")
-    if not broker_url.startswith("redis"):
-        sys.exit("CELERY_BROKER_URL must point at Redis (e.g. make bench)")
-    workdir = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MEDIA_ROOT": str(workdir / "media"),
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    os.environ.update(env)
-    create_database(database_url)
+    env, workdir = prepare_bench("docflow-bench-")
+    broker_url = env["CELERY_BROKER_URL"]
     import redis
-
-    redis.Redis.from_url(broker_url).flushdb()
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
     bare = system = None
     if args.docs:

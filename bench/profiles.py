@@ -14,7 +14,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import (  # noqa: E402  (path set above)
-    bench_database_url,
-    create_database,
+    prepare_bench,
     start_worker,
     stop_worker,
 )
@@ -109,24 +107,9 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, default=1_000_000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    database_url = bench_database_url()
-    workdir = Path(tempfile.mkdtemp(prefix="docflow-bench-profiles-"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "MEDIA_ROOT": str(workdir / "media"),
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    os.environ.update(env)
-    create_database(database_url)
-    import django
-    import redis
+    env, _ = prepare_bench("docflow-bench-profiles-")
     from django.core.management import call_command
 
-    redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
-    django.setup()
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     generate(args.profiles, args.interactions)
     generated = time.perf_counter() - started
