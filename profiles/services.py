@@ -237,11 +237,13 @@ def profiles_enrich_batch(
     return len(profiles)
 
 
-def profile_enrich_fail(*, profile_id: int, task_id: str, error: str) -> None:
+def profile_enrich_fail(*, task_id: str, error: str) -> int:
+    """Mark the profiles of one task (one profile, or a batch) failed, if still theirs."""
     with durable():
-        CustomerProfile.objects.filter(pk=profile_id, enrichment_task_id=task_id).update(
-            enrichment_status=EnrichmentStatus.FAILED, enrichment_error=error
-        )
+        return CustomerProfile.objects.filter(
+            enrichment_task_id=task_id,
+            enrichment_status__in=[EnrichmentStatus.QUEUED, EnrichmentStatus.PROCESSING],
+        ).update(enrichment_status=EnrichmentStatus.FAILED, enrichment_error=error)
 
 
 def profiles_enrich_stale(*, stale_hours: float, batch: int = 5000) -> int:

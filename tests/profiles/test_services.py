@@ -226,3 +226,31 @@ def test_bulk_runs_enrich_batches_with_the_same_result_as_single_runs(
         "new",
         0,
     )
+
+
+def test_a_failing_batch_marks_its_profiles_failed_instead_of_processing(
+    organization, django_capture_on_commit_callbacks
+):
+    from profiles.tasks import profiles_enrich_batch_task
+
+    profiles = [
+        CustomerProfile.objects.create(organization=organization, external_id=f"f{i}")
+        for i in range(3)
+    ]
+    with (
+        mock.patch.object(services, "_publish_batches") as publish,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.profiles_request_enrichment(
+            profile_ids=[p.pk for p in profiles], countdown=0, batch_size=10
+        )
+    ((ids, task_id),) = publish.call_args.args[0]
+
+    with mock.patch.object(services, "enrich", side_effect=ValueError("boom")):
+        result = profiles_enrich_batch_task.apply(args=[ids], task_id=task_id)
+
+    assert result.failed()
+    statuses = set(CustomerProfile.objects.values_list("enrichment_status", "enrichment_error"))
+    assert statuses == {
+        ("failed", "Unexpected error (ValueError: boom). This is a bug; report it.")
+    }
