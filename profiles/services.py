@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import groupby
 from operator import itemgetter
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -55,106 +56,53 @@ def profiles_request_enrichment(
         locked = list(pending.values_list("pk", flat=True))
         if not locked:
             return 0
-        if batch_size <= 1:
+        queued = {
+            "enrichment_status": EnrichmentStatus.QUEUED,
+            "enrichment_requested_at": Now(),
+            "enrichment_progress": 0,
+            "enrichment_error": "",
+        }
+        if batch_size <= 1:  # one task per profile, task ids set in one UPDATE
             CustomerProfile.objects.filter(pk__in=locked).update(
-                enrichment_status=EnrichmentStatus.QUEUED,
-                enrichment_task_id=Concat(Value(f"{token}-"), Cast("pk", CharField())),
-                enrichment_requested_at=Now(),
-                enrichment_progress=0,
-                enrichment_error="",
+                enrichment_task_id=Concat(Value(f"{token}-"), Cast("pk", CharField())), **queued
             )
-            pairs = [(pk, f"{token}-{pk}") for pk in locked]
-            transaction.on_commit(partial(_publish, pairs, countdown=delay))
-            return len(locked)
-        batches = []
-        for number, start in enumerate(range(0, len(locked), batch_size)):
-            ids, task_id = locked[start : start + batch_size], f"{token}-b{number}"
-            CustomerProfile.objects.filter(pk__in=ids).update(
-                enrichment_status=EnrichmentStatus.QUEUED,
-                enrichment_task_id=task_id,
-                enrichment_requested_at=Now(),
-                enrichment_progress=0,
-                enrichment_error="",
-            )
-            batches.append((ids, task_id))
-        transaction.on_commit(partial(_publish_batches, batches, countdown=delay))
+            jobs = [([pk], f"{token}-{pk}") for pk in locked]
+            task_name = "profiles.tasks.profile_enrich_task"
+        else:
+            jobs = []
+            for number, start in enumerate(range(0, len(locked), batch_size)):
+                batch, task_id = locked[start : start + batch_size], f"{token}-b{number}"
+                CustomerProfile.objects.filter(pk__in=batch).update(
+                    enrichment_task_id=task_id, **queued
+                )
+                jobs.append(([batch], task_id))
+            task_name = "profiles.tasks.profiles_enrich_batch_task"
+        transaction.on_commit(partial(_publish, task_name, jobs, countdown=delay))
     return len(locked)
 
 
-def _publish_batches(batches: list[tuple[list[int], str]], *, countdown: float) -> None:
-    from profiles.tasks import profiles_enrich_batch_task
+def _publish(task_name: str, jobs: list[tuple[list[Any], str]], *, countdown: float) -> None:
+    """One producer connection for all the messages; a broker outage leaves rows queued."""
+    from config.celery import app
 
     try:
-        with profiles_enrich_batch_task.app.producer_or_acquire() as producer:
-            for ids, task_id in batches:
-                profiles_enrich_batch_task.apply_async(
-                    args=[ids], task_id=task_id, countdown=countdown, producer=producer
+        with app.producer_or_acquire() as producer:
+            for args, task_id in jobs:
+                app.tasks[task_name].apply_async(
+                    args=args, task_id=task_id, countdown=countdown, producer=producer
                 )
     except Exception:
-        logger.exception("Could not queue %d enrichment batches; they stay queued.", len(batches))
-
-
-def _publish(pairs: list[tuple[int, str]], *, countdown: float) -> None:
-    from profiles.tasks import profile_enrich_task
-
-    try:
-        with profile_enrich_task.app.producer_or_acquire() as producer:
-            for profile_id, task_id in pairs:
-                profile_enrich_task.apply_async(
-                    args=[profile_id], task_id=task_id, countdown=countdown, producer=producer
-                )
-    except Exception:
-        logger.exception("Could not queue enrichment of %d profiles; they stay queued.", len(pairs))
+        logger.exception("Could not queue %d enrichment tasks; they stay queued.", len(jobs))
 
 
 def profile_enrich(
     *, profile_id: int, task_id: str, redelivered: bool = False, now: datetime | None = None
 ) -> str:
-    """Claim, compute from the whole history, replace the enrichment; safe to run twice."""
-    claimable = [EnrichmentStatus.QUEUED]
-    if redelivered:
-        claimable.append(EnrichmentStatus.PROCESSING)
-    claimed = CustomerProfile.objects.filter(
-        pk=profile_id, enrichment_task_id=task_id, enrichment_status__in=claimable
-    ).update(
-        enrichment_status=EnrichmentStatus.PROCESSING,
-        enrichment_progress=10,
-        enrichment_attempts=F("enrichment_attempts") + 1,
+    """Enrich one profile (the debounced path): a batch of one."""
+    done = profiles_enrich_batch(
+        profile_ids=[profile_id], task_id=task_id, redelivered=redelivered, now=now
     )
-    if not claimed:
-        return "skipped"
-    messages = [
-        Message(occurred_at=at, direction=direction, channel=channel, text=text, tokens=tokens)
-        for at, direction, channel, text, tokens in Interaction.objects.filter(
-            profile_id=profile_id
-        )
-        .order_by("occurred_at", "pk")
-        .values_list("occurred_at", "direction", "channel", "text", "tokens_used")
-        .iterator(chunk_size=2000)
-    ]
-    result = enrich(messages, now=now or timezone.now())
-    with durable():
-        updated = CustomerProfile.objects.filter(
-            pk=profile_id, enrichment_task_id=task_id, enrichment_status=EnrichmentStatus.PROCESSING
-        ).update(
-            sentiment_score=result.sentiment_score,
-            sentiment_label=result.sentiment_label,
-            sentiment_trend=result.sentiment_trend,
-            top_topics=result.top_topics,
-            engagement_score=result.engagement_score,
-            segment=result.segment,
-            preferred_hours=result.preferred_hours,
-            preferred_weekdays=result.preferred_weekdays,
-            preferred_channel=result.preferred_channel,
-            first_seen=result.first_seen,
-            last_seen=result.last_seen,
-            interaction_count=result.interaction_count,
-            enrichment_status=EnrichmentStatus.DONE,
-            enrichment_progress=100,
-            enrichment_error="",
-            enriched_at=Now(),
-        )
-    return "done" if updated else "superseded"
+    return "done" if done else "skipped"
 
 
 def _fields(result: Enrichment) -> dict[str, object]:

@@ -50,8 +50,9 @@ def test_a_burst_of_messages_queues_one_enrichment(
     profile.refresh_from_db()
     assert profile.enrichment_status == EnrichmentStatus.QUEUED
     assert published.call_count == 1
-    (pairs,), kwargs = published.call_args
-    assert pairs == [(profile.pk, profile.enrichment_task_id)]
+    (task_name, jobs), kwargs = published.call_args
+    assert task_name == "profiles.tasks.profile_enrich_task"
+    assert jobs == [([profile.pk], profile.enrichment_task_id)]
     assert kwargs["countdown"] > 0
 
 
@@ -195,13 +196,15 @@ def test_bulk_runs_enrich_batches_with_the_same_result_as_single_runs(
     CustomerProfile.objects.update(enrichment_status="done")
 
     with (
-        mock.patch.object(services, "_publish_batches") as publish,
+        mock.patch.object(services, "_publish") as publish,
         django_capture_on_commit_callbacks(execute=True),
     ):
         queued = services.profiles_request_enrichment(
             profile_ids=[p.pk for p in profiles], countdown=0, batch_size=3
         )
-    (batches,), _ = publish.call_args
+    (task_name, jobs), _ = publish.call_args
+    assert task_name == "profiles.tasks.profiles_enrich_batch_task"
+    batches = [(ids, task_id) for (ids,), task_id in jobs]
     assert queued == 5
     assert [len(ids) for ids, _ in batches] == [3, 2]
 
@@ -238,13 +241,13 @@ def test_a_failing_batch_marks_its_profiles_failed_instead_of_processing(
         for i in range(3)
     ]
     with (
-        mock.patch.object(services, "_publish_batches") as publish,
+        mock.patch.object(services, "_publish") as publish,
         django_capture_on_commit_callbacks(execute=True),
     ):
         services.profiles_request_enrichment(
             profile_ids=[p.pk for p in profiles], countdown=0, batch_size=10
         )
-    ((ids, task_id),) = publish.call_args.args[0]
+    (((ids,), task_id),) = publish.call_args.args[1]
 
     with mock.patch.object(services, "enrich", side_effect=ValueError("boom")):
         result = profiles_enrich_batch_task.apply(args=[ids], task_id=task_id)
