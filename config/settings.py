@@ -174,6 +174,10 @@ DOCFLOW = {
     # A new interaction queues its profile's enrichment this many seconds later, so a burst of
     # messages is read by one run.
     "ENRICH_DEBOUNCE_SECONDS": env.float("DOCFLOW_ENRICH_DEBOUNCE_SECONDS", default=10.0),
+    # Analytics: how far back the first rollup run reaches when nothing is filled yet, and
+    # which files the monthly beat entry writes for each organization.
+    "ANALYTICS_BACKFILL_DAYS": env.int("DOCFLOW_ANALYTICS_BACKFILL_DAYS", default=31),
+    "USAGE_REPORT_FORMATS": env.list("DOCFLOW_USAGE_REPORT_FORMATS", default=["pdf", "csv"]),
     # Time limits of one document's processing (soft: the task records a clear failure).
     "PROCESS_SOFT_TIME_LIMIT": env.int("DOCFLOW_PROCESS_SOFT_TIME_LIMIT", default=600),
     "PROCESS_TIME_LIMIT": env.int("DOCFLOW_PROCESS_TIME_LIMIT", default=660),
@@ -201,7 +205,9 @@ CELERY_TASK_ROUTES = {
     "documents.tasks.agent_import_task": {"queue": "low"},
     "profiles.tasks.profiles_enrich_stale_task": {"queue": "scheduled"},
     "profiles.tasks.*": {"queue": "medium"},
+    "analytics.tasks.usage_report_task": {"queue": "low"},
     "analytics.tasks.*": {"queue": "scheduled"},
+    "celery.backend_cleanup": {"queue": "scheduled"},
 }
 
 # Reliability: a message is acknowledged only after its task finished, and a worker that dies

@@ -176,6 +176,13 @@ class Document(models.Model):
             models.Index(fields=["agent", "status"], name="document_agent_status_idx"),
             models.Index(fields=["kind", "-id"], name="document_kind_idx"),
             models.Index(fields=["agent", "sha256"], name="document_agent_sha_idx"),
+            # Analytics rollups read one period at a time by these two clocks.
+            models.Index(fields=["created_at"], name="document_created_at_idx"),
+            models.Index(
+                fields=["finished_at"],
+                name="document_finished_at_idx",
+                condition=Q(finished_at__isnull=False),
+            ),
             models.Index(
                 fields=["status", "queued_at"],
                 name="document_unfinished_idx",
