@@ -23,7 +23,7 @@ from analytics.models import Granularity, Scope, Snapshot
 from documents.models import Agent, Document, DocumentStatus
 from profiles.models import CustomerProfile, Interaction
 
-TOP_FAILURE_REASONS = 5
+TOP_FAILURE_REASONS = 10  # error codes are a small fixed set: keep them all
 
 
 def period_floor(granularity: str, moment: datetime) -> datetime:

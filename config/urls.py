@@ -4,8 +4,16 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from analytics.views import dashboard
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Staff only (admin_view): the admin's login, permissions and no-cache headers.
+    path(
+        "admin/analytics/dashboard/",
+        admin.site.admin_view(dashboard),
+        name="analytics-dashboard",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from analytics.admin import generate_usage_reports
 from documents import imports, selectors, services
 from documents.agent_import import ImportFileError, RowError
 from documents.archives import is_archive_name
@@ -47,6 +48,7 @@ STATUS_COLOURS = {
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "created_at")
+    actions = (generate_usage_reports,)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
 
