@@ -133,9 +133,7 @@ def generate_usage_reports(
 ) -> HttpResponse | None:
     """Asks for the month and formats on an intermediate page, then queues the reports."""
     if not request.user.has_perm("analytics.add_usagereport"):
-        modeladmin.message_user(
-            request, "You may not create usage reports.", messages.ERROR
-        )
+        modeladmin.message_user(request, "You may not create usage reports.", messages.ERROR)
         return None
     form = UsageReportRequestForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():

@@ -27,9 +27,7 @@ class DashboardForm(forms.Form):
         empty_label="All organizations",
     )
     start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(
-        label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    end = forms.DateField(label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
     granularity = forms.ChoiceField(
         choices=[(AUTO, "Automatic"), *Granularity.choices], initial=AUTO, required=False
     )

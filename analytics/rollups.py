@@ -65,13 +65,10 @@ class Percentile(Aggregate):
         super().__init__(expression, fraction=float(fraction), **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            function="docflow_percentile",
-            template="%(function)s(%(expressions)s, %(fraction)s)",
-            **extra,
-        )
+        sqlite = self.copy()
+        sqlite.function = "docflow_percentile"
+        sqlite.template = "%(function)s(%(expressions)s, %(fraction)s)"
+        return sqlite.as_sql(compiler, connection, **extra)
 
 
 class _SqlitePercentile:

@@ -232,3 +232,23 @@ def test_run_analytics_rejects_bad_ranges(args: list[str], message: str) -> None
     with pytest.raises(CommandError, match=message):
         call_command("run_analytics", "--period=hourly", *args)
     assert not Snapshot.objects.exists()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.95, 1.0])
+def test_the_sqlite_percentile_of_the_embedded_demo_matches_postgresqls(fraction: float) -> None:
+    from django.db import connection
+
+    from analytics.rollups import _SqlitePercentile
+
+    values = [7.0, 1.0, 3.0, 10.0, 2.5]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT percentile_cont(%s) WITHIN GROUP (ORDER BY v) FROM unnest(%s::float[]) v",
+            [fraction, values],
+        )
+        expected = cursor.fetchone()[0]
+    aggregate = _SqlitePercentile()
+    for value in [*values, None]:
+        aggregate.step(value, fraction)
+
+    assert aggregate.finalize() == pytest.approx(expected)
