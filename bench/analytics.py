@@ -1,6 +1,7 @@
 """Benchmark: the daily and hourly rollups over a day of 500,000 documents and 5,000,000 chunks.
 
-    CELERY_BROKER_URL=redis://127.0.0.1:6379/13 python -m bench.analytics [--documents N]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/docflow \
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/13 python bench/analytics.py [--documents N]
 
 Generates, in SQL, one UTC day with N documents (5 % failed, 2 % duplicates) of 10 chunks on
 average spread over 1,000 agents of 100 organizations, 2 interactions per document, N/5
@@ -12,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pipeline import prepare_bench
 
