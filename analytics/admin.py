@@ -7,8 +7,9 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from analytics import services
@@ -106,7 +107,36 @@ class UsageReportAdmin(admin.ModelAdmin):
     def download(self, report: UsageReport) -> str:
         if not report.file or report.status != ReportStatus.DONE:
             return "-"
-        return format_html('<a href="{}" download>Download {}</a>', report.file.url, report.format)
+        url = reverse("admin:analytics_usagereport_download", args=[report.pk])
+        return format_html('<a href="{}">Download {}</a>', url, report.format)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:report_id>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="analytics_usagereport_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, report_id: int) -> FileResponse:
+        """Reports are private: served through the admin's permission check, never from a
+        public media URL."""
+        report = UsageReport.objects.filter(pk=report_id).first()
+        if report is None or not self.has_view_permission(request, report):
+            raise Http404("No such report.")
+        if report.status != ReportStatus.DONE or not report.file:
+            raise Http404("This report has no file yet.")
+        try:
+            handle = report.file.open("rb")
+        except FileNotFoundError:
+            raise Http404("The report's file is missing: regenerate it.") from None
+        return FileResponse(
+            handle,
+            as_attachment=True,
+            filename=f"usage-{report.organization.slug}-{report.month:%Y-%m}.{report.format}",
+        )
 
     @admin.action(description="Regenerate the selected reports", permissions=["change"])
     def regenerate(self, request: HttpRequest, queryset: QuerySet[UsageReport]) -> None:

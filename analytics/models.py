@@ -84,6 +84,7 @@ class Snapshot(models.Model):
                 fields=["organization", "granularity", "period_start"],
                 name="snapshot_org_period_idx",
             ),
+            models.Index(fields=["period_start"], name="snapshot_period_idx"),  # the changelist
         ]
 
     def __str__(self) -> str:

@@ -223,6 +223,19 @@ def test_the_reports_changelist_links_a_finished_file(
     services.usage_report_generate(report_id=report.pk, task_id=report.task_id)
 
     page = admin_client.get(reverse("admin:analytics_usagereport_changelist"))
+    download = reverse("admin:analytics_usagereport_download", args=[report.pk])
+    response = admin_client.get(download)
 
     assert page.status_code == 200
-    assert b"Download pdf" in page.content
+    assert download in page.content.decode()
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="usage-acme-2026-03.pdf"'
+    assert "Usage report: Acme" in pdf_text(b"".join(response.streaming_content))
+
+
+def test_a_report_without_a_file_or_an_unknown_id_is_not_found(world: World, admin_client):
+    report = UsageReport.objects.create(organization=world.acme, month=MARCH, format="pdf")
+
+    for report_id in (report.pk, report.pk + 1000):
+        url = reverse("admin:analytics_usagereport_download", args=[report_id])
+        assert admin_client.get(url).status_code == 404
