@@ -6,81 +6,187 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('documents', '0006_analytics_time_indexes'),
+        ("documents", "0006_analytics_time_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FillState',
+            name="FillState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('granularity', models.CharField(choices=[('hourly', 'Hourly'), ('daily', 'Daily')], max_length=8, unique=True)),
-                ('period_start', models.DateTimeField()),
-                ('state', models.CharField(choices=[('started', 'Started'), ('done', 'Done')], max_length=8)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "granularity",
+                    models.CharField(
+                        choices=[("hourly", "Hourly"), ("daily", "Daily")],
+                        max_length=8,
+                        unique=True,
+                    ),
+                ),
+                ("period_start", models.DateTimeField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("started", "Started"), ("done", "Done")], max_length=8
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Snapshot',
+            name="Snapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('granularity', models.CharField(choices=[('hourly', 'Hourly'), ('daily', 'Daily')], max_length=8)),
-                ('period_start', models.DateTimeField()),
-                ('scope', models.CharField(choices=[('system', 'System'), ('organization', 'Organization'), ('agent', 'Agent')], max_length=16)),
-                ('scope_id', models.PositiveBigIntegerField(default=0)),
-                ('documents_uploaded', models.PositiveIntegerField(default=0)),
-                ('documents_processed', models.PositiveIntegerField(default=0)),
-                ('documents_failed', models.PositiveIntegerField(default=0)),
-                ('documents_duplicate', models.PositiveIntegerField(default=0)),
-                ('pages', models.PositiveBigIntegerField(default=0)),
-                ('chunks', models.PositiveBigIntegerField(default=0)),
-                ('processing_seconds_p50', models.FloatField(blank=True, null=True)),
-                ('processing_seconds_p95', models.FloatField(blank=True, null=True)),
-                ('processing_seconds_max', models.FloatField(blank=True, null=True)),
-                ('queue_wait_seconds_p50', models.FloatField(blank=True, null=True)),
-                ('queue_wait_seconds_p95', models.FloatField(blank=True, null=True)),
-                ('profiles_enriched', models.PositiveIntegerField(default=0)),
-                ('interactions', models.PositiveIntegerField(default=0)),
-                ('tokens_used', models.PositiveBigIntegerField(default=0)),
-                ('agents_created', models.PositiveIntegerField(default=0)),
-                ('failure_reasons', models.JSONField(blank=True, default=dict)),
-                ('sentiment_by_segment', models.JSONField(blank=True, default=dict)),
-                ('tasks_by_state', models.JSONField(blank=True, default=dict)),
-                ('computed_at', models.DateTimeField()),
-                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='documents.agent')),
-                ('organization', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='documents.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "granularity",
+                    models.CharField(
+                        choices=[("hourly", "Hourly"), ("daily", "Daily")], max_length=8
+                    ),
+                ),
+                ("period_start", models.DateTimeField()),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("system", "System"),
+                            ("organization", "Organization"),
+                            ("agent", "Agent"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("scope_id", models.PositiveBigIntegerField(default=0)),
+                ("documents_uploaded", models.PositiveIntegerField(default=0)),
+                ("documents_processed", models.PositiveIntegerField(default=0)),
+                ("documents_failed", models.PositiveIntegerField(default=0)),
+                ("documents_duplicate", models.PositiveIntegerField(default=0)),
+                ("pages", models.PositiveBigIntegerField(default=0)),
+                ("chunks", models.PositiveBigIntegerField(default=0)),
+                ("processing_seconds_p50", models.FloatField(blank=True, null=True)),
+                ("processing_seconds_p95", models.FloatField(blank=True, null=True)),
+                ("processing_seconds_max", models.FloatField(blank=True, null=True)),
+                ("queue_wait_seconds_p50", models.FloatField(blank=True, null=True)),
+                ("queue_wait_seconds_p95", models.FloatField(blank=True, null=True)),
+                ("profiles_enriched", models.PositiveIntegerField(default=0)),
+                ("interactions", models.PositiveIntegerField(default=0)),
+                ("tokens_used", models.PositiveBigIntegerField(default=0)),
+                ("agents_created", models.PositiveIntegerField(default=0)),
+                ("failure_reasons", models.JSONField(blank=True, default=dict)),
+                ("sentiment_by_segment", models.JSONField(blank=True, default=dict)),
+                ("tasks_by_state", models.JSONField(blank=True, default=dict)),
+                ("computed_at", models.DateTimeField()),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="documents.agent",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="documents.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-period_start', 'scope', 'scope_id'],
-                'indexes': [models.Index(fields=['organization', 'granularity', 'period_start'], name='snapshot_org_period_idx'), models.Index(fields=['period_start'], name='snapshot_period_idx')],
-                'constraints': [models.UniqueConstraint(fields=('granularity', 'period_start', 'scope', 'scope_id'), name='snapshot_unique_period_scope')],
+                "ordering": ["-period_start", "scope", "scope_id"],
+                "indexes": [
+                    models.Index(
+                        fields=["organization", "granularity", "period_start"],
+                        name="snapshot_org_period_idx",
+                    ),
+                    models.Index(fields=["period_start"], name="snapshot_period_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("granularity", "period_start", "scope", "scope_id"),
+                        name="snapshot_unique_period_scope",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='UsageReport',
+            name="UsageReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text='The first day of the month (UTC).')),
-                ('format', models.CharField(choices=[('pdf', 'PDF'), ('csv', 'CSV')], max_length=4)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('processing', 'Processing'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('file', models.FileField(blank=True, max_length=500, upload_to='reports/%Y/%m/')),
-                ('error', models.TextField(blank=True)),
-                ('task_id', models.CharField(blank=True, max_length=255)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_reports', to='documents.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("month", models.DateField(help_text="The first day of the month (UTC).")),
+                (
+                    "format",
+                    models.CharField(choices=[("pdf", "PDF"), ("csv", "CSV")], max_length=4),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("processing", "Processing"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("file", models.FileField(blank=True, max_length=500, upload_to="reports/%Y/%m/")),
+                ("error", models.TextField(blank=True)),
+                ("task_id", models.CharField(blank=True, max_length=255)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_reports",
+                        to="documents.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-month', 'organization__name', 'format'],
-                'constraints': [models.UniqueConstraint(fields=('organization', 'month', 'format'), name='usage_report_unique_month')],
+                "ordering": ["-month", "organization__name", "format"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("organization", "month", "format"), name="usage_report_unique_month"
+                    )
+                ],
             },
         ),
     ]
