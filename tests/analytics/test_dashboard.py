@@ -130,3 +130,9 @@ def test_the_dashboard_is_for_staff_only(client, django_user_model) -> None:
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_every_admin_page_links_the_dashboard(admin_client) -> None:
+    page = admin_client.get(reverse("admin:index"))
+
+    assert f'href="{URL}"' in page.content.decode()

@@ -239,3 +239,30 @@ def test_a_report_without_a_file_or_an_unknown_id_is_not_found(world: World, adm
     for report_id in (report.pk, report.pk + 1000):
         url = reverse("admin:analytics_usagereport_download", args=[report_id])
         assert admin_client.get(url).status_code == 404
+
+
+def test_staff_without_the_report_permission_cannot_generate_reports(
+    world: World, client, django_user_model, django_capture_on_commit_callbacks
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("viewer", password="pw-viewer-123", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_organization"))
+    client.force_login(user)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            reverse("admin:documents_organization_changelist"),
+            {
+                "action": "generate_usage_reports",
+                "_selected_action": [world.acme.pk],
+                "apply": "1",
+                "month": "2026-03-01",
+                "formats": ["pdf"],
+            },
+            follow=True,
+        )
+
+    assert "You may not create usage reports." in response.content.decode()
+    assert callbacks == []
+    assert not UsageReport.objects.exists()
