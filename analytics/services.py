@@ -88,11 +88,18 @@ def _exclusive(name: str, *, wait: bool) -> Iterator[bool]:
 
 def period_replace(*, granularity: str, period_start: datetime) -> int:
     """Recompute one period and replace its snapshots; returns how many were written."""
-    snapshots = compute_period(granularity, period_start)
-    now = timezone.now()
-    for snapshot in snapshots:
-        snapshot.computed_at = now
     with durable():
+        if connection.vendor == "postgresql":
+            # A day's percentiles sort every document of the day: in memory, not on disk.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('work_mem', %s, true)",
+                    [docflow_setting("ANALYTICS_WORK_MEM")],
+                )
+        snapshots = compute_period(granularity, period_start)
+        now = timezone.now()
+        for snapshot in snapshots:
+            snapshot.computed_at = now
         Snapshot.objects.filter(granularity=granularity, period_start=period_start).delete()
         Snapshot.objects.bulk_create(snapshots)
         FillState.objects.filter(

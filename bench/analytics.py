@@ -66,7 +66,7 @@ def generate(documents: int, *, chunks: bool) -> dict[str, float]:
                 t + (g %% 60 + 1 + g %% 20) * interval '1 second',
                 CASE WHEN g %% 100 >= 7 THEN 1 + g %% 20 END,
                 CASE WHEN g %% 100 >= 7 THEN 5 END, '', '', 'en', '[]',
-                CASE WHEN g %% 100 >= 7 THEN 6 + g %% 9 ELSE 0 END, 'hashing-256',
+                CASE WHEN g %% 100 >= 7 THEN 7 + g %% 9 ELSE 0 END, 'hashing-256',
                 %(first_agent)s + g %% 1000
             FROM (
                 SELECT g, %(day)s + (g::float / %(n)s) * interval '86000 seconds' AS t

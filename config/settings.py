@@ -179,6 +179,8 @@ DOCFLOW = {
     # which files the monthly beat entry writes for each organization.
     "ANALYTICS_BACKFILL_DAYS": env.int("DOCFLOW_ANALYTICS_BACKFILL_DAYS", default=31),
     "USAGE_REPORT_FORMATS": env.list("DOCFLOW_USAGE_REPORT_FORMATS", default=["pdf", "csv"]),
+    # PostgreSQL work_mem of a rollup's transaction (its percentiles sort a whole period).
+    "ANALYTICS_WORK_MEM": env("DOCFLOW_ANALYTICS_WORK_MEM", default="128MB"),
     # Time limits of one document's processing (soft: the task records a clear failure).
     "PROCESS_SOFT_TIME_LIMIT": env.int("DOCFLOW_PROCESS_SOFT_TIME_LIMIT", default=600),
     "PROCESS_TIME_LIMIT": env.int("DOCFLOW_PROCESS_TIME_LIMIT", default=660),

@@ -252,3 +252,28 @@ def test_the_sqlite_percentile_of_the_embedded_demo_matches_postgresqls(fraction
         aggregate.step(value, fraction)
 
     assert aggregate.finalize() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("granularity", [Granularity.HOURLY, Granularity.DAILY])
+def test_the_single_pass_postgresql_rollup_equals_the_portable_queries(
+    world: World, granularity: str
+) -> None:
+    period = period_floor(granularity, HOUR)
+    fields = [f.name for f in Snapshot._meta.concrete_fields if f.name not in ("id", "computed_at")]
+
+    def figures(portable: bool) -> dict:
+        return {
+            (s.scope, s.scope_id): {name: getattr(s, name) for name in fields}
+            for s in compute_period(granularity, period, portable=portable)
+        }
+
+    fast, portable = figures(False), figures(True)
+
+    assert fast.keys() == portable.keys()
+    for key, values in fast.items():
+        for name, value in values.items():
+            expected = portable[key][name]
+            assert value == (pytest.approx(expected) if isinstance(value, float) else expected), (
+                key,
+                name,
+            )
