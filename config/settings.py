@@ -37,9 +37,12 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_celery_beat",
     "django_celery_results",
+    "rest_framework",
+    "rest_framework.authtoken",
     "documents",
     "profiles",
     "analytics",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +187,23 @@ DOCFLOW = {
     # Time limits of one document's processing (soft: the task records a clear failure).
     "PROCESS_SOFT_TIME_LIMIT": env.int("DOCFLOW_PROCESS_SOFT_TIME_LIMIT", default=600),
     "PROCESS_TIME_LIMIT": env.int("DOCFLOW_PROCESS_TIME_LIMIT", default=660),
+}
+
+# --- JSON API (/api/v1/) ----------------------------------------------------------------------
+# Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`, not 403.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "UNAUTHENTICATED_USER": None,
 }
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from analytics.views import dashboard
+from operations.views import queues_page
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -14,7 +15,13 @@ urlpatterns = [
         admin.site.admin_view(dashboard),
         name="analytics-dashboard",
     ),
+    path(
+        "admin/operations/queues/",
+        admin.site.admin_view(queues_page),
+        name="operations-queues",
+    ),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("operations.urls")),
 ]
 
 if settings.DEBUG:

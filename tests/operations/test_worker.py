@@ -1,0 +1,43 @@
+"""The API with a real worker: an upload followed to SUCCESS, workers seen by /queues."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def api(admin_user) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+
+
+def test_an_upload_is_followed_to_success_through_the_task_endpoint(
+    celery_worker, api, agent, pdf_file, shared_media
+):
+    upload = SimpleUploadedFile("handbook.pdf", pdf_file.read_bytes(), "application/pdf")
+    created = api.post("/api/v1/documents", {"agent": agent.pk, "file": upload}).json()
+
+    def task() -> dict:
+        return api.get(f"/api/v1/tasks/{created['task_id']}").json()
+
+    wait_for(lambda: task()["state"] in ("SUCCESS", "FAILURE"), timeout=90)
+    body = task()
+    assert (body["state"], body["status"], body["progress"]) == ("SUCCESS", "done", 100)
+    assert body["task_name"] == "documents.tasks.document_process_task"
+    assert body["object"]["chunk_count"] > 0
+
+
+def test_queues_shows_the_worker_online_with_its_queues(celery_worker, api):
+    body = api.get("/api/v1/queues").json()
+
+    assert body["broker_error"] == ""
+    assert body["workers_online"] >= 1
+    worker = next(w for w in body["workers"] if w["name"].startswith("test-"))
+    assert worker["queues"] == ["high", "low", "medium", "scheduled"]
+    assert worker["concurrency"] == 2
