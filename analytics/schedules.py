@@ -64,6 +64,14 @@ ENTRIES: tuple[BeatEntry, ...] = (
         description="Deletes task results older than CELERY_RESULT_EXPIRES.",
     ),
     BeatEntry(
+        name="operations: heartbeat",
+        task="operations.tasks.heartbeat_task",
+        every_minutes=1,
+        expire_seconds=50,
+        description="Stamps the heartbeat /healthz checks: proves beat, broker, a worker on "
+        "`scheduled` and the database work.",
+    ),
+    BeatEntry(
         name="documents: requeue stuck documents",
         task="documents.tasks.documents_requeue_stuck_task",
         every_minutes=5,

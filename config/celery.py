@@ -9,7 +9,12 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, task_prerun, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -61,3 +66,20 @@ def _drop_broken_connections(task: object = None, **_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@task_prerun.connect
+def _start_task_clock(task_id: str = "", task: object = None, **_: object) -> None:
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        from operations.metrics import task_started
+
+        task_started(task_id)
+
+
+@task_postrun.connect
+def _count_task(task_id: str = "", task: object = None, state: str = "", **_: object) -> None:
+    """Every worker adds its task outcomes to the shared counters behind /metrics."""
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        from operations.metrics import task_finished
+
+        task_finished(task_id, getattr(task, "name", "unknown"), state or "UNKNOWN")

@@ -124,6 +124,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DATA_UPLOAD_MAX_NUMBER_FILES", default=2
 # Security: secure by default, relaxed only where DEBUG says this is a developer's machine.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and scrapers speak plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
@@ -184,6 +186,10 @@ DOCFLOW = {
     "USAGE_REPORT_FORMATS": env.list("DOCFLOW_USAGE_REPORT_FORMATS", default=["pdf", "csv"]),
     # PostgreSQL work_mem of a rollup's transaction (its percentiles sort a whole period).
     "ANALYTICS_WORK_MEM": env("DOCFLOW_ANALYTICS_WORK_MEM", default="128MB"),
+    # /healthz fails when the beat canary (every minute) is older than this.
+    "HEARTBEAT_MAX_AGE_SECONDS": env.int("DOCFLOW_HEARTBEAT_MAX_AGE_SECONDS", default=180),
+    # When set, /metrics wants `Authorization: Bearer <token>`.
+    "METRICS_TOKEN": env("DOCFLOW_METRICS_TOKEN", default=""),
     # Time limits of one document's processing (soft: the task records a clear failure).
     "PROCESS_SOFT_TIME_LIMIT": env.int("DOCFLOW_PROCESS_SOFT_TIME_LIMIT", default=600),
     "PROCESS_TIME_LIMIT": env.int("DOCFLOW_PROCESS_TIME_LIMIT", default=660),
@@ -230,6 +236,7 @@ CELERY_TASK_ROUTES = {
     "profiles.tasks.*": {"queue": "medium"},
     "analytics.tasks.usage_report_task": {"queue": "low"},
     "analytics.tasks.*": {"queue": "scheduled"},
+    "operations.tasks.*": {"queue": "scheduled"},
     "celery.backend_cleanup": {"queue": "scheduled"},
 }
 

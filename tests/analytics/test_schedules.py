@@ -21,6 +21,7 @@ PERIODS = {
     "analytics: monthly usage reports": timedelta(days=28),
     "celery.backend_cleanup": timedelta(days=1),
     "documents: requeue stuck documents": timedelta(minutes=5),
+    "operations: heartbeat": timedelta(minutes=1),
     "profiles: re-enrich stale profiles nightly": timedelta(days=1),
 }
 

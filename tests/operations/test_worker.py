@@ -41,3 +41,33 @@ def test_queues_shows_the_worker_online_with_its_queues(celery_worker, api):
     worker = next(w for w in body["workers"] if w["name"].startswith("test-"))
     assert worker["queues"] == ["high", "low", "medium", "scheduled"]
     assert worker["concurrency"] == 2
+
+
+def test_the_beat_canary_stamps_the_heartbeat_on_a_worker(celery_worker, client):
+    from operations.models import Heartbeat
+    from operations.tasks import heartbeat_task
+
+    heartbeat_task.apply_async()
+
+    wait_for(lambda: Heartbeat.objects.exists(), timeout=30)
+    assert Heartbeat.objects.get().worker.startswith("test-")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_workers_count_their_tasks_for_metrics(
+    celery_worker, client, api, agent, pdf_file, shared_media
+):
+    upload = SimpleUploadedFile("handbook.pdf", pdf_file.read_bytes(), "application/pdf")
+    created = api.post("/api/v1/documents", {"agent": agent.pk, "file": upload}).json()
+    wait_for(
+        lambda: api.get(f"/api/v1/documents/{created['id']}").json()["status"] == "done",
+        timeout=90,
+    )
+
+    def successes() -> float:
+        text = client.get("/metrics").content.decode()
+        line = 'docflow_tasks_total{state="SUCCESS",task="documents.tasks.document_process_task"}'
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    wait_for(lambda: successes() >= 1, timeout=10)

@@ -1,0 +1,30 @@
+"""Install the beat entries of analytics.schedules that are missing (here: the heartbeat)."""
+
+from django.db import migrations
+
+
+def install(apps, schema_editor):
+    from analytics.schedules import schedules_install
+
+    schedules_install(
+        periodic_task_model=apps.get_model("django_celery_beat", "PeriodicTask"),
+        crontab_model=apps.get_model("django_celery_beat", "CrontabSchedule"),
+        interval_model=apps.get_model("django_celery_beat", "IntervalSchedule"),
+        changed_model=apps.get_model("django_celery_beat", "PeriodicTasks"),
+    )
+
+
+def uninstall(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
+        name="operations: heartbeat"
+    ).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("operations", "0001_initial"),
+        ("analytics", "0002_schedules"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [migrations.RunPython(install, uninstall)]
