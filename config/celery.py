@@ -11,6 +11,7 @@ import os
 from celery import Celery
 from celery.signals import (
     after_setup_logger,
+    task_failure,
     task_postrun,
     task_prerun,
     worker_process_init,
@@ -83,3 +84,32 @@ def _count_task(task_id: str = "", task: object = None, state: str = "", **_: ob
         from operations.metrics import task_finished
 
         task_finished(task_id, getattr(task, "name", "unknown"), state or "UNKNOWN")
+
+
+@task_failure.connect
+def _keep_dead_letter(
+    sender: object = None,
+    task_id: str = "",
+    exception: BaseException | None = None,
+    args: object = None,
+    kwargs: object = None,
+    traceback: object = None,
+    **_: object,
+) -> None:
+    """A task that failed for good keeps its full arguments, to be replayed from the admin."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from operations.dead_letters import dead_letter_record
+
+    try:
+        dead_letter_record(
+            task_id=task_id,
+            task_name=getattr(sender, "name", "unknown"),
+            args=args,  # type: ignore[arg-type]
+            kwargs=kwargs,  # type: ignore[arg-type]
+            exception=exception or Exception("unknown"),
+            traceback=traceback,
+            worker=getattr(getattr(sender, "request", None), "hostname", "") or "",
+        )
+    except Exception:
+        logger.exception("could not record the dead letter of task %s", task_id)

@@ -188,6 +188,8 @@ DOCFLOW = {
     "ANALYTICS_WORK_MEM": env("DOCFLOW_ANALYTICS_WORK_MEM", default="128MB"),
     # /healthz fails when the beat canary (every minute) is older than this.
     "HEARTBEAT_MAX_AGE_SECONDS": env.int("DOCFLOW_HEARTBEAT_MAX_AGE_SECONDS", default=180),
+    # How many times one piece of dead work may be replayed from the admin.
+    "DEAD_LETTER_MAX_REPLAYS": env.int("DOCFLOW_DEAD_LETTER_MAX_REPLAYS", default=3),
     # When set, /metrics wants `Authorization: Bearer <token>`.
     "METRICS_TOKEN": env("DOCFLOW_METRICS_TOKEN", default=""),
     # Time limits of one document's processing (soft: the task records a clear failure).

@@ -71,3 +71,17 @@ def test_workers_count_their_tasks_for_metrics(
         return float(found[0].split()[-1]) if found else 0.0
 
     wait_for(lambda: successes() >= 1, timeout=10)
+
+
+def test_a_task_that_fails_for_good_leaves_a_dead_letter(celery_worker):
+    from analytics.tasks import analytics_fill_task
+    from operations.models import DeadLetter
+
+    result = analytics_fill_task.apply_async(kwargs={"granularity": "weekly"})
+
+    wait_for(lambda: DeadLetter.objects.filter(task_id=result.id).exists(), timeout=30)
+    letter = DeadLetter.objects.get(task_id=result.id)
+    assert letter.task_name == "analytics.tasks.analytics_fill_task"
+    assert letter.kwargs == {"granularity": "weekly"}
+    assert letter.exception.startswith("ValueError: Unknown granularity 'weekly'")
+    assert letter.worker.startswith("test-")
