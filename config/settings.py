@@ -162,6 +162,14 @@ DOCFLOW = {
     "EMBEDDING_PROVIDER": env("DOCFLOW_EMBEDDING_PROVIDER", default="hashing"),
     "EMBEDDING_DIMENSIONS": env.int("DOCFLOW_EMBEDDING_DIMENSIONS", default=256),
     "EMBEDDING_MODEL": env("DOCFLOW_EMBEDDING_MODEL", default=""),
+    # The optional OpenAI-compatible provider (off unless a base URL is set): embeddings with
+    # DOCFLOW_EMBEDDING_PROVIDER=openai (model: DOCFLOW_EMBEDDING_MODEL), and a summary stage
+    # with DOCFLOW_OPENAI_SUMMARY_MODEL. Calls pass a token bucket shared by all workers.
+    "OPENAI_BASE_URL": env("DOCFLOW_OPENAI_BASE_URL", default=""),
+    "OPENAI_API_KEY": env("DOCFLOW_OPENAI_API_KEY", default=""),
+    "OPENAI_SUMMARY_MODEL": env("DOCFLOW_OPENAI_SUMMARY_MODEL", default=""),
+    "OPENAI_RATE_LIMIT": env("DOCFLOW_OPENAI_RATE_LIMIT", default="60/m"),
+    "OPENAI_TIMEOUT_SECONDS": env.float("DOCFLOW_OPENAI_TIMEOUT_SECONDS", default=30.0),
     "FETCH_TIMEOUT_SECONDS": env.float("DOCFLOW_FETCH_TIMEOUT_SECONDS", default=20.0),
     # Off: URLs resolving to loopback, private or link-local addresses are refused (SSRF).
     "FETCH_ALLOW_PRIVATE": env.bool("DOCFLOW_FETCH_ALLOW_PRIVATE", default=False),

@@ -144,6 +144,7 @@ class Document(models.Model):
     authored_at = models.DateTimeField(null=True, blank=True)
     modified_at = models.DateTimeField(null=True, blank=True)
     keywords = models.JSONField(default=list, blank=True)
+    summary = models.TextField(blank=True)  # from the optional AI provider
     text_length = models.PositiveIntegerField(null=True, blank=True)
     chunk_count = models.PositiveIntegerField(default=0)
     embedding_model = models.CharField(max_length=200, blank=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -50,7 +51,9 @@ from documents.models import (
     DocumentStatus,
     Organization,
 )
+from documents.pipeline import remote
 from documents.selectors import SEARCH_CONFIG
+from operations import ratelimit
 
 logger = logging.getLogger(__name__)
 
@@ -744,11 +747,41 @@ def document_release_for_retry(*, document_id: int, task_id: str, error: str) ->
 
 
 def _pipeline_config() -> pipeline.PipelineConfig:
+    summary_model = docflow_setting("OPENAI_SUMMARY_MODEL")
     return pipeline.PipelineConfig(
         target_chars=docflow_setting("CHUNK_TARGET_CHARS"),
         overlap_chars=docflow_setting("CHUNK_OVERLAP_CHARS"),
         max_pages=docflow_setting("MAX_PAGES"),
         embedding_provider=embedding_provider(),
+        summarizer=(
+            partial(remote.summarize, openai_client(), model=summary_model)
+            if summary_model
+            else None
+        ),
+    )
+
+
+def _provider_slot() -> None:
+    """The global rate limit of the AI provider, shared by all workers (Redis)."""
+    if not docflow_setting("OPENAI_RATE_LIMIT") or settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    try:
+        ratelimit.wait_for_slot(
+            "openai", ratelimit.Rate.parse(docflow_setting("OPENAI_RATE_LIMIT"))
+        )
+    except ratelimit.RateLimited as exc:
+        raise pipeline.TransientPipelineError(str(exc), retry_after=exc.wait) from exc
+
+
+def openai_client() -> remote.OpenAICompatibleClient:
+    base_url = docflow_setting("OPENAI_BASE_URL")
+    if not base_url:
+        raise ImproperlyConfigured("The OpenAI-compatible provider needs DOCFLOW_OPENAI_BASE_URL.")
+    return remote.OpenAICompatibleClient(
+        base_url,
+        api_key=docflow_setting("OPENAI_API_KEY"),
+        timeout=docflow_setting("OPENAI_TIMEOUT_SECONDS"),
+        before_request=_provider_slot,
     )
 
 
@@ -763,7 +796,12 @@ def embedding_provider() -> pipeline.EmbeddingProvider:
         docflow_setting("EMBEDDING_MODEL"),
     )
     if key not in _providers:
-        _providers[key] = pipeline.get_provider(key[0], dimensions=key[1], model_name=key[2])
+        if key[0] == "openai":
+            _providers[key] = remote.OpenAIEmbedder(
+                openai_client(), model=key[2] or "text-embedding-3-small", dimensions=key[1]
+            )
+        else:
+            _providers[key] = pipeline.get_provider(key[0], dimensions=key[1], model_name=key[2])
     return _providers[key]
 
 
@@ -936,6 +974,7 @@ def _store_result(
             authored_at=meta.created_at,
             modified_at=meta.modified_at,
             keywords=result.keywords,
+            summary=result.summary,
             text_length=result.text_length,
             chunk_count=len(result.chunks),
             embedding_model=result.embedding_model,

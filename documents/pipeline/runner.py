@@ -37,6 +37,7 @@ class PipelineConfig:
     chunk_keywords_top: int = 5
     embedding_provider: EmbeddingProvider | None = None  # None means HashingEmbedder()
     embed_batch_size: int = 64
+    summarizer: Callable[[str], str] | None = None  # e.g. remote.summarize; None: no summary
 
     def provider(self) -> EmbeddingProvider:
         return self.embedding_provider or HashingEmbedder()
@@ -61,6 +62,7 @@ class PipelineResult:
     text_length: int  # characters of extracted text
     embedding_model: str  # provider name, e.g. "hashing-256": embeddings from different
     # models are not comparable, so the caller stores it next to the vectors
+    summary: str = ""
 
 
 def _ignore_progress(stage: str, percent: int) -> None:
@@ -103,6 +105,7 @@ def run_pipeline(
     vectors = _embed(provider, [chunk.text for chunk in text_chunks], config.embed_batch_size)
 
     on_progress("index", 80)
+    summary = config.summarizer(text) if config.summarizer else ""
     chunks = [
         _chunk_result(ordinal, chunk, candidates, vector, config.chunk_keywords_top)
         for ordinal, (chunk, vector) in enumerate(zip(text_chunks, vectors, strict=True))
@@ -114,6 +117,7 @@ def run_pipeline(
         chunks=chunks,
         text_length=len(text),
         embedding_model=provider.name,
+        summary=summary,
     )
 
 
