@@ -4,7 +4,9 @@ purpose, and the global token bucket in Redis."""
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ from documents.pipeline import TransientPipelineError
 from documents.pipeline.remote import OpenAICompatibleClient, OpenAIEmbedder, ProviderError
 from operations import ratelimit
 from operations.ratelimit import Rate, RateLimited
+from tests.conftest import ROOT
 
 
 class FakeOpenAI:
@@ -105,22 +108,30 @@ def test_the_bucket_grants_its_capacity_then_says_how_long_to_wait() -> None:
     assert 11.5 < waits[5] <= 12.0  # one token refills every 12 s
 
 
-def _take(name: str, count: int, results: multiprocessing.Queue) -> None:
-    ratelimit._client = None  # a fresh connection in the child process
-    results.put(sum(ratelimit.acquire(name, Rate(5, 60.0)) == 0 for _ in range(count)))
+TAKE = """
+import django
+django.setup()
+from operations import ratelimit
+rate = ratelimit.Rate(5, 60.0)
+print(sum(ratelimit.acquire("test-shared", rate) == 0 for _ in range(5)))
+"""
 
 
-def test_the_bucket_is_shared_by_processes() -> None:
-    results: multiprocessing.Queue = multiprocessing.Queue()
+def test_the_bucket_is_shared_by_processes(settings) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "LOG_LEVEL": "ERROR",
+    }
     children = [
-        multiprocessing.Process(target=_take, args=("test-shared", 5, results)) for _ in range(3)
+        subprocess.Popen(
+            [sys.executable, "-c", TAKE], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
     ]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(timeout=30)
 
-    granted = sum(results.get(timeout=5) for _ in children)
+    granted = sum(int(child.communicate(timeout=60)[0].split()[-1]) for child in children)
 
     assert granted == 5  # 15 attempts from 3 processes, one quota of 5
 
