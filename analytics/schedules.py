@@ -142,3 +142,14 @@ def schedules_install(
         # Tell a running beat that the schedule changed.
         changed_model.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
     return outcome
+
+
+def install_missing_with(apps: Any) -> dict[str, str]:
+    """For data migrations: install the missing entries with the migration's historical
+    models."""
+    return schedules_install(
+        periodic_task_model=apps.get_model("django_celery_beat", "PeriodicTask"),
+        crontab_model=apps.get_model("django_celery_beat", "CrontabSchedule"),
+        interval_model=apps.get_model("django_celery_beat", "IntervalSchedule"),
+        changed_model=apps.get_model("django_celery_beat", "PeriodicTasks"),
+    )

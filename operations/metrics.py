@@ -24,22 +24,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from operations.broker import broker_redis
+
 logger = logging.getLogger(__name__)
 
 KEY = "docflow:metrics:tasks"
 _started: dict[str, float] = {}
-_client: Any = None
-
-
-def _redis() -> Any:
-    global _client
-    if _client is None:
-        import redis
-
-        _client = redis.Redis.from_url(
-            settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
-        )
-    return _client
 
 
 def _enabled() -> bool:
@@ -56,7 +46,7 @@ def task_finished(task_id: str, task_name: str, state: str) -> None:
     if not _enabled():
         return
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = broker_redis().pipeline(transaction=False)
         pipe.hincrby(KEY, f"count|{task_name}|{state}", 1)
         if started is not None:
             pipe.hincrbyfloat(KEY, f"seconds|{task_name}", time.monotonic() - started)
@@ -69,7 +59,7 @@ def task_finished(task_id: str, task_name: str, state: str) -> None:
 def task_counters() -> dict[str, float]:
     if not _enabled():
         return {}
-    raw = _redis().hgetall(KEY)
+    raw = broker_redis().hgetall(KEY)
     return {key.decode(): float(value) for key, value in raw.items()}
 
 

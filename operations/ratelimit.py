@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from django.conf import settings
+from operations.broker import broker_redis
 
 _SCRIPT = """
 local capacity = tonumber(ARGV[1])
@@ -52,24 +51,10 @@ class Rate:
         return cls(int(match.group(1)), _UNITS[match.group(2)])
 
 
-_client: Any = None
-
-
-def _redis() -> Any:
-    global _client
-    if _client is None:
-        import redis
-
-        _client = redis.Redis.from_url(
-            settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-    return _client
-
-
 def acquire(name: str, rate: Rate, *, tokens: int = 1) -> float:
     """Take `tokens` from the bucket `name`; returns 0 when taken, else the seconds until
     enough have refilled (nothing is taken then)."""
-    script = _redis().register_script(_SCRIPT)
+    script = broker_redis().register_script(_SCRIPT)
     wait = script(
         keys=[f"docflow:ratelimit:{name}"],
         args=[rate.requests, rate.requests / rate.per_seconds, tokens],

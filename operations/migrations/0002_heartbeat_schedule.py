@@ -4,14 +4,9 @@ from django.db import migrations
 
 
 def install(apps, schema_editor):
-    from analytics.schedules import schedules_install
+    from analytics.schedules import install_missing_with
 
-    schedules_install(
-        periodic_task_model=apps.get_model("django_celery_beat", "PeriodicTask"),
-        crontab_model=apps.get_model("django_celery_beat", "CrontabSchedule"),
-        interval_model=apps.get_model("django_celery_beat", "IntervalSchedule"),
-        changed_model=apps.get_model("django_celery_beat", "PeriodicTasks"),
-    )
+    install_missing_with(apps)
 
 
 def uninstall(apps, schema_editor):

@@ -20,7 +20,7 @@ from documents import services
 from documents.models import Chunk, Document, DocumentStatus
 from documents.pipeline import TransientPipelineError
 from documents.pipeline.remote import OpenAICompatibleClient, OpenAIEmbedder, ProviderError
-from operations import ratelimit
+from operations import broker, ratelimit
 from operations.ratelimit import Rate, RateLimited
 from tests.conftest import ROOT
 
@@ -81,7 +81,7 @@ def _fresh_buckets(settings) -> None:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     for key in client.scan_iter("docflow:ratelimit:*"):
         client.delete(key)
-    ratelimit._client = None
+    broker.reset()
     services._providers.clear()
 
 
