@@ -33,7 +33,6 @@ from django.db import connection, transaction
 from django.db.models import CharField, Count, F, Q, Value
 from django.db.models.functions import Cast, Concat, Now
 from django.utils import timezone
-from kombu.exceptions import ChannelError
 
 from documents import pipeline
 from documents.archives import (
@@ -402,19 +401,11 @@ def _document_queues_idle(queues: tuple[str, ...] = ("high", "low")) -> bool:
     messages, old queued rows are probably waiting their turn behind a large ingest.
     """
     from config.celery import app
+    from operations.queues import queue_depths
 
     if app.conf.task_always_eager:
         return False
-    with app.connection_for_read() as conn:
-        channel = conn.default_channel
-        for queue in queues:
-            try:
-                waiting = channel.queue_declare(queue=queue, passive=True).message_count
-            except ChannelError:  # never declared, so nothing waits in it
-                waiting = 0
-            if waiting:
-                return False
-    return True
+    return not any(queue_depths(queues).values())
 
 
 def documents_requeue_stuck(*, queued_for: timedelta, processing_for: timedelta) -> RequeueOutcome:

@@ -8,6 +8,7 @@ dead worker makes the answer late by at most that, not stuck.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,15 +52,16 @@ def queue_names() -> list[str]:
     return [queue.name for queue in settings.CELERY_TASK_QUEUES]
 
 
-def queue_depths() -> dict[str, int | None]:
-    """Messages waiting in each queue (on Redis, over every priority list)."""
+def queue_depths(names: Iterable[str] | None = None) -> dict[str, int | None]:
+    """Messages waiting in each queue (all configured ones by default), on Redis counted over
+    every priority list."""
     from config.celery import app
 
     depths: dict[str, int | None] = {}
     with app.connection_for_read() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)  # fail fast
         channel = conn.default_channel
-        for name in queue_names():
+        for name in names if names is not None else queue_names():
             try:
                 depths[name] = channel.queue_declare(queue=name, passive=True).message_count
             except ChannelError:  # never declared, so nothing waits in it
