@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from kombu.exceptions import KombuError
 
 from documents import samples
 from documents.models import Agent, Document, Organization
@@ -88,74 +91,106 @@ def worker_media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("worker-media")
 
 
+def _database_url() -> str:
+    db = connection.settings_dict
+    return (
+        f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}"
+        f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+class WorkerProcess:
+    """A `celery -A config worker` (prefork) process on `broker_url` and the test database."""
+
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        media_root: Path,
+        log_path: Path,
+        queues: str = "high,medium,low,scheduled",
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        self.log_path = log_path
+        environment = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "DOCFLOW_FETCH_ALLOW_PRIVATE": "true",  # the tests' web server is on loopback
+            "CELERY_BROKER_URL": broker_url,
+            "MEDIA_ROOT": str(media_root),
+            "DOCFLOW_RETRY_BACKOFF_SECONDS": "0.3",
+            "DOCFLOW_RETRY_BACKOFF_MAX_SECONDS": "1",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "-Q", queues, "--pool", "prefork", "-c", str(concurrency), "-n", self.name,
+            "--without-gossip", "--without-mingle", "-l", "info",
+        ]  # fmt: skip
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> WorkerProcess:
+        """Until the worker answers a ping on the broker the calling process uses."""
+        from config.celery import app
+
+        def answers() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError("worker exited:\n" + self.log()[-3000:])
+            try:
+                return bool(app.control.ping(destination=[self.name], timeout=0.5))
+            except (OSError, redis.RedisError, KombuError):  # the broker is coming back
+                return False
+
+        try:
+            wait_for(answers, timeout=timeout, interval=0.3)
+        except AssertionError:
+            self.process.kill()
+            raise AssertionError("worker did not start:\n" + self.log()[-3000:]) from None
+        return self
+
+    def stop(self, timeout: float = 30) -> int:
+        """Warm shutdown (SIGTERM: finish the tasks in hand), killed if it takes too long."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
 @pytest.fixture(scope="session")
 def celery_worker(
     django_db_setup: None,
     django_db_blocker: object,
     worker_media_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[WorkerProcess]:
     """A real `celery -A config worker` (prefork) on Redis and the test database."""
     if connection.vendor != "postgresql" or settings.CELERY_TASK_ALWAYS_EAGER:
         pytest.skip("worker tests need DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis)")
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}"
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "DOCFLOW_FETCH_ALLOW_PRIVATE": "true",  # the tests' web server is on loopback
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "MEDIA_ROOT": str(worker_media_root),
-        "DOCFLOW_RETRY_BACKOFF_SECONDS": "0.3",
-        "DOCFLOW_RETRY_BACKOFF_MAX_SECONDS": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    name = f"test-{uuid.uuid4().hex[:8]}@%h"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "high,medium,low,scheduled",
-                "--pool",
-                "prefork",
-                "-c",
-                "2",
-                "-n",
-                name,
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    from config.celery import app
-
-    try:
-        wait_for(lambda: bool(app.control.ping(timeout=0.5)), timeout=60, interval=0.5)
-    except AssertionError:
-        process.kill()
-        raise AssertionError("worker did not start:\n" + log_path.read_text()[-3000:]) from None
-    process.log_path = log_path  # type: ignore[attr-defined]
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    worker = WorkerProcess(
+        broker_url=settings.CELERY_BROKER_URL,
+        media_root=worker_media_root,
+        log_path=tmp_path_factory.mktemp("worker") / "worker.log",
+    ).wait_ready()
+    yield worker
+    worker.stop(timeout=20)
 
 
 @pytest.fixture
@@ -200,4 +235,55 @@ def web_server() -> Iterator[tuple[str, _Pages]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    server.shutdown()
+
+
+class FakeOpenAI:
+    """Answers /embeddings and /chat/completions; `failures` are served first, in order."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[int, dict[str, str]]] = []
+        self.requests: list[tuple[str, dict]] = []
+        self.dimensions_answered: int | None = None
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[tuple[str, FakeOpenAI]]:
+    fake = FakeOpenAI()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            fake.requests.append((self.path, body))
+            if fake.failures:
+                status, headers = fake.failures.pop(0)
+                self._answer(status, {"error": "try later"}, headers)
+            elif self.path == "/v1/embeddings":
+                size = fake.dimensions_answered or body["dimensions"]
+                data = [
+                    {"index": i, "embedding": [float(len(text) % 7 + 1)] * size}
+                    for i, text in enumerate(body["input"])
+                ]
+                self._answer(200, {"data": data, "model": body["model"]})
+            elif self.path == "/v1/chat/completions":
+                message = {"content": "  A handbook about the product.  "}
+                self._answer(200, {"choices": [{"message": message}]})
+            else:
+                self._answer(404, {"error": "no such path"})
+
+        def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", fake
     server.shutdown()

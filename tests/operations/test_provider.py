@@ -3,13 +3,9 @@ purpose, and the global token bucket in Redis."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -23,57 +19,6 @@ from documents.pipeline.remote import OpenAICompatibleClient, OpenAIEmbedder, Pr
 from operations import broker, ratelimit
 from operations.ratelimit import Rate, RateLimited
 from tests.conftest import ROOT
-
-
-class FakeOpenAI:
-    """Answers /embeddings and /chat/completions; `failures` are served first, in order."""
-
-    def __init__(self) -> None:
-        self.failures: list[tuple[int, dict[str, str]]] = []
-        self.requests: list[tuple[str, dict]] = []
-        self.dimensions_answered: int | None = None
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[tuple[str, FakeOpenAI]]:
-    fake = FakeOpenAI()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.requests.append((self.path, body))
-            if fake.failures:
-                status, headers = fake.failures.pop(0)
-                self._answer(status, {"error": "try later"}, headers)
-            elif self.path == "/v1/embeddings":
-                size = fake.dimensions_answered or body["dimensions"]
-                data = [
-                    {"index": i, "embedding": [float(len(text) % 7 + 1)] * size}
-                    for i, text in enumerate(body["input"])
-                ]
-                self._answer(200, {"data": data, "model": body["model"]})
-            elif self.path == "/v1/chat/completions":
-                message = {"content": "  A handbook about the product.  "}
-                self._answer(200, {"choices": [{"message": message}]})
-            else:
-                self._answer(404, {"error": "no such path"})
-
-        def _answer(self, status: int, payload: dict, headers: dict | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", fake
-    server.shutdown()
 
 
 @pytest.fixture(autouse=True)
