@@ -170,6 +170,9 @@ DOCFLOW = {
     "OPENAI_SUMMARY_MODEL": env("DOCFLOW_OPENAI_SUMMARY_MODEL", default=""),
     "OPENAI_RATE_LIMIT": env("DOCFLOW_OPENAI_RATE_LIMIT", default="60/m"),
     "OPENAI_TIMEOUT_SECONDS": env.float("DOCFLOW_OPENAI_TIMEOUT_SECONDS", default=30.0),
+    # A worker sleeps up to this long for a rate-limit slot; a longer wait sends the task back
+    # to the broker with that countdown (not counted as a retry), freeing the process meanwhile.
+    "RATE_LIMIT_MAX_BLOCK_SECONDS": env.float("DOCFLOW_RATE_LIMIT_MAX_BLOCK_SECONDS", default=5.0),
     "FETCH_TIMEOUT_SECONDS": env.float("DOCFLOW_FETCH_TIMEOUT_SECONDS", default=20.0),
     # Off: URLs resolving to loopback, private or link-local addresses are refused (SSRF).
     "FETCH_ALLOW_PRIVATE": env.bool("DOCFLOW_FETCH_ALLOW_PRIVATE", default=False),

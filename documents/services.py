@@ -729,12 +729,21 @@ def document_fail(*, document_id: int, task_id: str, error: str, code: str, **fi
         )
 
 
-def document_release_for_retry(*, document_id: int, task_id: str, error: str) -> None:
-    """Back to queued (same task id) so the retried message can claim it; the error shows why."""
-    # A fresh queued_at: the reconciler must not mistake the backoff wait for a lost message.
-    _owned(document_id, task_id).update(
-        status=DocumentStatus.QUEUED, stage="waiting to retry", error=error, queued_at=Now()
+def document_release_for_retry(
+    *, document_id: int, task_id: str, error: str, throttled: bool = False
+) -> None:
+    """Back to queued (same task id) so the retried message can claim it; the error shows why.
+
+    `throttled`: only our own rate limit stopped it, so the claim is not counted as an attempt
+    (heavy throttling must not make a healthy document fail for "too many attempts").
+    """
+    fields: dict[str, Any] = (
+        {"stage": "waiting for the rate limit", "attempts": F("attempts") - 1}
+        if throttled
+        else {"stage": "waiting to retry", "error": error}
     )
+    # A fresh queued_at: the reconciler must not mistake the backoff wait for a lost message.
+    _owned(document_id, task_id).update(status=DocumentStatus.QUEUED, queued_at=Now(), **fields)
 
 
 def _pipeline_config() -> pipeline.PipelineConfig:
@@ -758,10 +767,12 @@ def _provider_slot() -> None:
         return
     try:
         ratelimit.wait_for_slot(
-            "openai", ratelimit.Rate.parse(docflow_setting("OPENAI_RATE_LIMIT"))
+            "openai",
+            ratelimit.Rate.parse(docflow_setting("OPENAI_RATE_LIMIT")),
+            max_block=docflow_setting("RATE_LIMIT_MAX_BLOCK_SECONDS"),
         )
     except ratelimit.RateLimited as exc:
-        raise pipeline.TransientPipelineError(str(exc), retry_after=exc.wait) from exc
+        raise pipeline.ThrottledError(str(exc), retry_after=exc.wait) from exc
 
 
 def openai_client() -> remote.OpenAICompatibleClient:

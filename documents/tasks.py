@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
@@ -103,6 +105,8 @@ def document_process_task(self: Task, document_id: int) -> dict[str, Any]:
         ):
             return {"status": "failed", "document_id": document_id, "error": error}
         return {"status": "cancelled", "document_id": document_id}
+    except pipeline.ThrottledError as exc:
+        return _wait_for_rate_limit(self, document_id, exc)
     except TRANSIENT_ERRORS as exc:
         return _retry_or_give_up(self, document_id, exc)
     except Exception as exc:
@@ -141,10 +145,45 @@ def _retry_or_give_up(task: Task, document_id: int, exc: BaseException) -> dict[
         logger.warning("document %s: database unavailable; retrying anyway", document_id)
     countdown = retry_countdown(task.request.retries, getattr(exc, "retry_after", None))
     logger.info("document %s: transient error, retry in %.1fs: %s", document_id, countdown, exc)
-    try:
+    with _failure_recorded_if_unsent(document_id, task_id, exc):
         raise task.retry(exc=exc, countdown=countdown)
-    except (BrokerOperationalError, ConnectionError) as publish_error:
-        # No retry message exists: say so on the row rather than leave it waiting forever.
+
+
+def _wait_for_rate_limit(
+    task: Task, document_id: int, exc: pipeline.ThrottledError
+) -> dict[str, Any]:
+    """Send the same message back with the rate limit's wait as countdown, retries unchanged.
+
+    `task.retry` would count it, and a busy provider quota would then fail healthy documents.
+    Jitter spreads the documents that were told the same wait.
+    """
+    task_id: str = task.request.id
+    services.document_release_for_retry(
+        document_id=document_id, task_id=task_id, error="", throttled=True
+    )
+    countdown = min(
+        exc.retry_after * random.uniform(1.0, 1.5),  # noqa: S311  (jitter)
+        settings.DOCFLOW["RETRY_BACKOFF_MAX_SECONDS"],
+    )
+    logger.info("document %s: rate limited, back in %.1fs", document_id, countdown)
+    again = task.signature_from_request(
+        task.request, countdown=countdown, retries=task.request.retries
+    )
+    with _failure_recorded_if_unsent(document_id, task_id, exc):
+        again.apply_async()
+    raise Retry(exc=exc, when=countdown, sig=again)
+
+
+@contextmanager
+def _failure_recorded_if_unsent(
+    document_id: int, task_id: str, exc: BaseException
+) -> Iterator[None]:
+    """No retry message exists when publishing it fails: say so on the row rather than leave
+    it waiting forever. (`Task.retry` reports a failed publish as Reject.)"""
+    try:
+        yield
+    except (BrokerOperationalError, ConnectionError, Reject) as unsent:
+        publish_error = unsent.reason if isinstance(unsent, Reject) else unsent
         _record_failure(
             document_id,
             task_id,

@@ -23,6 +23,7 @@ from documents.pipeline.errors import (
     FetchError,
     NoExtractableTextError,
     PipelineError,
+    ThrottledError,
     TransientPipelineError,
     UnsupportedTypeError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "PipelineResult",
     "SentenceTransformerEmbedder",
     "TextChunk",
+    "ThrottledError",
     "TransientPipelineError",
     "UnsupportedTypeError",
     "chunk_pages",

@@ -74,3 +74,12 @@ class TransientPipelineError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ThrottledError(TransientPipelineError):
+    """Our own global rate limit asked to wait `retry_after` seconds before the next provider
+    call. Not a failure: waiting it out must not use up the work's retries."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after: float = retry_after

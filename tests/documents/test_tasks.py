@@ -6,13 +6,14 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from celery.exceptions import Reject
 from celery.result import AsyncResult
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError
 from django_celery_results.models import TaskResult
 
 from config.celery import app
-from documents import services
+from documents import services, tasks
 from documents.models import Document, DocumentStatus
 from documents.tasks import document_process_task, record_celery_progress, retry_countdown
 
@@ -104,3 +105,33 @@ def test_progress_is_visible_as_celery_state(db):
     result = AsyncResult("t-progress", app=app)
     assert result.state == "PROGRESS"
     assert result.info == {"stage": "embed", "progress": 50}
+
+
+def test_a_retry_that_cannot_be_published_fails_the_row_with_the_reason(document):
+    services.document_claim(document_id=document.pk, task_id=document.task_id)
+    broker_down = Reject(ConnectionError("Redis is down"), requeue=False)
+
+    with (
+        pytest.raises(Reject),
+        tasks._failure_recorded_if_unsent(
+            document.pk, document.task_id, TimeoutError("provider timed out")
+        ),
+    ):
+        raise broker_down
+
+    document.refresh_from_db()
+    assert (document.status, document.error_code) == (DocumentStatus.FAILED, "transient")
+    assert "Could not schedule a retry (Redis is down)" in document.error
+    assert "provider timed out" in document.error
+
+
+def test_waiting_for_the_rate_limit_does_not_count_as_an_attempt(document):
+    services.document_claim(document_id=document.pk, task_id=document.task_id)
+
+    services.document_release_for_retry(
+        document_id=document.pk, task_id=document.task_id, error="", throttled=True
+    )
+
+    document.refresh_from_db()
+    assert (document.status, document.attempts) == (DocumentStatus.QUEUED, 0)
+    assert (document.stage, document.error) == ("waiting for the rate limit", "")

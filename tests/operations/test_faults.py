@@ -18,13 +18,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django_celery_results.models import TaskResult
@@ -153,25 +150,29 @@ def make_pdfs(folder: Path, count: int, pages: int = 2) -> list[Path]:
 
 def upload(agent, path: Path) -> Document:
     document = services.document_create_from_upload(
-        agent=agent, upload=SimpleUploadedFile(path.name, path.read_bytes()), original_name=path.name
+        agent=agent,
+        upload=SimpleUploadedFile(path.name, path.read_bytes()),
+        original_name=path.name,
     )
     document.refresh_from_db()
     return document
 
 
 def assert_each_processed_once(
-    documents: list[Document], files: dict[int, Path], *, attempts: int = 1
-) -> None:
+    documents: list[Document], files: dict[int, Path], *, attempts: int | None = 1
+) -> list[Document]:
     """Done, claimed `attempts` times, one processing run that stored a result, and exactly the
     chunks one run of the pipeline makes."""
     finished = wait_terminal([d.pk for d in documents], timeout=180)
     for document in finished:
         expected = len(run_pipeline(files[document.pk]).chunks)
         ordinals = sorted(Chunk.objects.filter(document=document).values_list("ordinal", flat=True))
-        assert (document.status, document.attempts) == (DocumentStatus.DONE, attempts), document
+        assert document.status == DocumentStatus.DONE, (document.error_code, document.error)
+        assert attempts is None or document.attempts == attempts
         assert (document.chunk_count, ordinals) == (expected, list(range(expected)))
     done_runs = TaskResult.objects.filter(task_name=PROCESS_TASK, result__contains='"done"')
     assert done_runs.count() == len(documents)
+    return finished
 
 
 @pytest.mark.parametrize("fault", ["restarted empty", "flushed"])
@@ -201,6 +202,88 @@ def test_broker_loss_while_documents_wait_loses_none_and_the_reconciler_runs_onc
     for _ in range(2):
         documents_requeue_stuck_task.apply_async(task_id=tick)
 
-    assert_each_processed_once(documents, dict(zip([d.pk for d in documents], files)))
+    assert_each_processed_once(documents, dict(zip([d.pk for d in documents], files, strict=True)))
     lost_ids = {d.task_id for d in documents}
     assert not lost_ids & set(Document.objects.values_list("task_id", flat=True))
+
+
+def wait_processing(document: Document, timeout: float = 60) -> None:
+    wait_for(
+        lambda: Document.objects.get(pk=document.pk).status == DocumentStatus.PROCESSING,
+        timeout=timeout,
+        interval=0.02,
+    )
+
+
+def test_sigterm_finishes_the_task_in_hand_and_leaves_the_waiting_ones_queued(
+    start_worker, fault_broker, agent, tmp_path
+):
+    worker = start_worker(concurrency=1)
+    long_pdf = tmp_path / "long.pdf"
+    samples.make_pdf(long_pdf, pages=400, seed=3)
+    waiting = make_pdfs(tmp_path / "waiting", 3)
+    long_document = upload(agent, long_pdf)
+    wait_processing(long_document)
+    files = {long_document.pk: long_pdf} | {upload(agent, path).pk: path for path in waiting}
+
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=120) == 0
+
+    long_document.refresh_from_db()
+    assert (long_document.status, long_document.attempts) == (DocumentStatus.DONE, 1)
+    rest = Document.objects.exclude(pk=long_document.pk)
+    assert set(rest.values_list("status", "attempts")) == {(DocumentStatus.QUEUED, 0)}
+    assert fault_broker.depth("high") == 3  # handed back to the broker, not lost
+
+    start_worker(concurrency=2)
+    assert_each_processed_once(list(Document.objects.all()), files)
+
+
+def test_a_database_connection_dropped_mid_task_is_retried_once(
+    start_worker, fault_broker, agent, tmp_path
+):
+    application = f"docflow-fault-{uuid.uuid4().hex[:8]}"
+    start_worker(concurrency=1, env={"PGAPPNAME": application})
+    long_pdf = tmp_path / "long.pdf"
+    samples.make_pdf(long_pdf, pages=400, seed=5)
+    document = upload(agent, long_pdf)
+    wait_processing(document)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            [application],
+        )
+        (terminated,) = cursor.fetchone()
+    assert terminated >= 1
+
+    assert_each_processed_once([document], {document.pk: long_pdf}, attempts=2)
+
+
+def test_provider_429_and_500_and_our_rate_limit_through_the_worker(
+    start_worker, fault_broker, agent, tmp_path, fake_openai
+):
+    base_url, fake = fake_openai
+    fake.failures = [(429, {"Retry-After": "1"}), (500, {})]
+    worker = start_worker(
+        env={
+            "DOCFLOW_EMBEDDING_PROVIDER": "openai",
+            "DOCFLOW_OPENAI_BASE_URL": base_url,
+            "DOCFLOW_OPENAI_RATE_LIMIT": "2/s",  # burst 2, then one call every 0.5 s
+            "DOCFLOW_RATE_LIMIT_MAX_BLOCK_SECONDS": "0.05",  # longer waits go back to the broker
+        }
+    )
+    files = make_pdfs(tmp_path / "kb", 6, pages=1)
+    documents = [upload(agent, path) for path in files]
+
+    finished = assert_each_processed_once(
+        documents, {d.pk: path for d, path in zip(documents, files, strict=True)}, attempts=None
+    )
+
+    # The provider's two refusals cost one retry each; waiting for our own limit costs none.
+    assert sum(d.attempts for d in finished) == len(documents) + 2
+    assert "rate limited, back in" in worker.log()
+    embeddings = [body for path, body in fake.requests if path.endswith("/embeddings")]
+    assert len(embeddings) == len(documents) + 2  # nothing embedded twice
+    assert all(d.embedding_model == "openai:text-embedding-3-small:256" for d in finished)
