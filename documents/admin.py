@@ -22,6 +22,7 @@ from analytics.admin import generate_usage_reports
 from documents import imports, selectors, services
 from documents.agent_import import ImportFileError, RowError
 from documents.archives import is_archive_name
+from documents.bulk import StorageFullError
 from documents.forms import AddFromUrlForm, AgentImportForm, DocumentUploadForm, UploadManyForm
 from documents.models import (
     TERMINAL_STATUSES,
@@ -419,16 +420,20 @@ class DocumentAdmin(admin.ModelAdmin):
         form = DocumentUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
-            document = services.document_create_from_upload(
-                agent=form.cleaned_data["agent"],
-                upload=upload,
-                original_name=upload.name,
-                created_by=request.user,
-            )
-            self.message_user(request, f"Uploaded {upload.name}; processing has been queued.")
-            return HttpResponseRedirect(
-                reverse("admin:documents_document_change", args=[document.pk])
-            )
+            try:
+                document = services.document_create_from_upload(
+                    agent=form.cleaned_data["agent"],
+                    upload=upload,
+                    original_name=upload.name,
+                    created_by=request.user,
+                )
+            except StorageFullError as exc:
+                form.add_error("file", str(exc))
+            else:
+                self.message_user(request, f"Uploaded {upload.name}; processing has been queued.")
+                return HttpResponseRedirect(
+                    reverse("admin:documents_document_change", args=[document.pk])
+                )
         return self._form_page(request, form, "Upload a document")
 
     def upload_many_view(self, request: HttpRequest) -> HttpResponse:
@@ -449,28 +454,35 @@ class DocumentAdmin(admin.ModelAdmin):
         agent = form.cleaned_data["agent"]
         created = 0
         errors: list[str] = []
+        uploads = form.cleaned_data["files"]
         with transaction.atomic():
-            for upload in form.cleaned_data["files"]:
-                if is_archive_name(upload.name):
-                    outcome = services.documents_create_from_archive(
-                        agent=agent,
-                        archive=upload,
-                        archive_name=upload.name,
-                        created_by=request.user,
+            for index, upload in enumerate(uploads):
+                try:
+                    with transaction.atomic():  # a file that fails leaves none of its rows
+                        created += self._store_upload(request, agent, upload, errors)
+                except StorageFullError as exc:
+                    left = len(uploads) - index - 1
+                    errors.append(
+                        f"{exc}" + (f" {left} more files were not tried." if left else "")
                     )
-                    created += outcome.registered
-                    if outcome.error:
-                        errors.append(outcome.error)
-                    continue
-                upload.seek(0)
-                services.document_create_from_upload(
-                    agent=agent,
-                    upload=upload,
-                    original_name=upload.name,
-                    created_by=request.user,
-                )
-                created += 1
+                    break
         return created, errors
+
+    def _store_upload(
+        self, request: HttpRequest, agent: Agent, upload: Any, errors: list[str]
+    ) -> int:
+        if is_archive_name(upload.name):
+            outcome = services.documents_create_from_archive(
+                agent=agent, archive=upload, archive_name=upload.name, created_by=request.user
+            )
+            if outcome.error:
+                errors.append(outcome.error)
+            return outcome.registered
+        upload.seek(0)
+        services.document_create_from_upload(
+            agent=agent, upload=upload, original_name=upload.name, created_by=request.user
+        )
+        return 1
 
     def add_from_url_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):

@@ -9,6 +9,7 @@ go to PostgreSQL with COPY. Other databases fall back to `bulk_create`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -23,6 +24,23 @@ from django.db.models import Field
 
 from documents.models import Chunk, Document
 from documents.pipeline import ChunkResult
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+class StorageFullError(OSError):
+    """The file system holding the documents is full (or over quota): nothing was stored."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            errno.ENOSPC,
+            f"The server's storage is full, so {name} was not stored and nothing was saved. "
+            "Try again once space has been freed (an administrator has to make room).",
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
@@ -113,13 +131,23 @@ def insert_chunks(document_id: int, chunks: Sequence[ChunkResult], *, search_con
         )
 
 
-def store_content(data: bytes | Iterable[bytes], name: str) -> str:
+def store_content(data: bytes | Iterable[bytes], name: str, *, shown_as: str = "") -> str:
     """Write content-addressed bytes once; returns the storage name.
 
     On the local file system this is one stat for content already stored, and otherwise a
     write to a temporary file renamed into place, so a crash never leaves a truncated file
-    under a content address.
+    under a content address. A full disk raises StorageFullError (naming `shown_as`) and
+    leaves nothing behind.
     """
+    try:
+        return _store_content(data, name)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise StorageFullError(shown_as or "the file") from exc
+        raise
+
+
+def _store_content(data: bytes | Iterable[bytes], name: str) -> str:
     storage = storages["default"]
     blocks = [data] if isinstance(data, bytes) else data
     if not isinstance(storage, FileSystemStorage):

@@ -132,7 +132,8 @@ def _store_upload(upload: IO[bytes] | File, original_name: str) -> tuple[str, st
         size += len(block)
     sha256 = digest.hexdigest()
     wrapped.seek(0)
-    return store_content(wrapped.chunks(), storage_name_for(sha256, original_name)), sha256, size
+    name = storage_name_for(sha256, original_name)
+    return store_content(wrapped.chunks(), name, shown_as=original_name), sha256, size
 
 
 def _too_large_message(size: int) -> str:
@@ -545,7 +546,7 @@ def _prepare_row(
     row.update(
         size_bytes=len(data),
         sha256=sha256,
-        file=store_content(data, storage_name_for(sha256, source.name)),
+        file=store_content(data, storage_name_for(sha256, source.name), shown_as=source.name),
     )
     return row
 

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from documents import services as document_services
+from documents.bulk import StorageFullError
 from documents.models import Agent, Document
 from operations.queues import queue_stats
 from operations.selectors import document_as_dict, task_get
@@ -115,9 +116,15 @@ class DocumentList(StaffAPIView):
                 raise ValidationError({"url": f"{url!r} is not an http(s) URL."}) from None
         with transaction.atomic():
             if upload is not None:
-                document = document_services.document_create_from_upload(
-                    agent=agent, upload=upload, original_name=upload.name, created_by=request.user
-                )
+                try:
+                    document = document_services.document_create_from_upload(
+                        agent=agent,
+                        upload=upload,
+                        original_name=upload.name,
+                        created_by=request.user,
+                    )
+                except StorageFullError as exc:
+                    return Response({"detail": str(exc)}, status=507)  # Insufficient Storage
             else:
                 document = document_services.document_create_from_url(
                     agent=agent, url=str(url), created_by=request.user

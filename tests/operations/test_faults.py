@@ -18,13 +18,17 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
+import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django_celery_results.models import TaskResult
+from rest_framework.authtoken.models import Token
 
 from config.celery import app
 from documents import samples, services
@@ -287,3 +291,60 @@ def test_provider_429_and_500_and_our_rate_limit_through_the_worker(
     embeddings = [body for path, body in fake.requests if path.endswith("/embeddings")]
     assert len(embeddings) == len(documents) + 2  # nothing embedded twice
     assert all(d.embedding_model == "openai:text-embedding-3-small:256" for d in finished)
+
+
+def test_a_thousand_uploads_at_once_each_processed_once(
+    start_worker, fault_broker, agent, admin_user, live_server, tmp_path
+):
+    start_worker(concurrency=4)
+    token = Token.objects.create(user=admin_user).key
+    count = 1000
+
+    def post(index: int) -> dict:
+        body = f"Note {index}: refunds are possible within {index} days of purchase.\n"
+        response = requests.post(
+            f"{live_server.url}/api/v1/documents",
+            data={"agent": agent.pk},
+            files={"file": (f"note-{index}.txt", body.encode())},
+            # As behind the TLS proxy: the live server was built with the HTTPS redirect on.
+            headers={"Authorization": f"Token {token}", "X-Forwarded-Proto": "https"},
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(post, range(count)))
+
+    assert len({a["id"] for a in answers}) == len({a["task_id"] for a in answers}) == count
+    finished = wait_terminal([a["id"] for a in answers], timeout=240)
+    assert {d.status for d in finished} == {DocumentStatus.DONE}
+    assert {d.attempts for d in finished} == {1}
+    assert Chunk.objects.count() == sum(d.chunk_count for d in finished) >= count
+    done_runs = TaskResult.objects.filter(task_name=PROCESS_TASK, result__contains='"done"')
+    assert done_runs.count() == count
+
+
+def test_broker_restarted_empty_while_a_document_is_processing(
+    start_worker, fault_broker, agent, tmp_path
+):
+    worker = start_worker(concurrency=1)
+    long_pdf = tmp_path / "long.pdf"
+    samples.make_pdf(long_pdf, pages=400, seed=9)
+    document = upload(agent, long_pdf)
+    wait_processing(document)
+
+    fault_broker.restart()  # the message in hand is gone with the broker's memory
+    worker.wait_ready()
+    # The worker cancels what it held when the connection dropped (its ack can no longer
+    # reach anyone); the row is left processing, with no message anywhere.
+    wait_for(lambda: not any((app.control.inspect(timeout=1).active() or {}).values()))
+    assert Document.objects.get(pk=document.pk).status == DocumentStatus.PROCESSING
+
+    # Beat's reconciler, once the processing lease has run out.
+    outcome = services.documents_requeue_stuck(
+        queued_for=timedelta(minutes=15), processing_for=timedelta(seconds=0)
+    )
+
+    assert outcome.requeued == 1
+    assert_each_processed_once([document], {document.pk: long_pdf}, attempts=2)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from documents import services
 from documents.archives import ArchiveError, SourceFile, is_archive_name, iter_archive, iter_paths
+from documents.bulk import StorageFullError
 from documents.models import Agent, Document, DocumentStatus
 
 UNFINISHED = ("pending", "queued", "processing")
@@ -58,13 +59,19 @@ class Command(BaseCommand):
         walk_errors: list[dict[str, str]] = []
         progress = tqdm(desc="Registering", unit=" files", disable=quiet, file=sys.stderr)
         started = time.monotonic()
-        stats = services.documents_register(
-            agent=agent,
-            sources=self._sources(options["paths"], walk_errors),
-            batch_id=batch_id,
-            queue=options["queue"],
-            on_batch=progress.update,
-        )
+        try:
+            stats = services.documents_register(
+                agent=agent,
+                sources=self._sources(options["paths"], walk_errors),
+                batch_id=batch_id,
+                queue=options["queue"],
+                on_batch=progress.update,
+            )
+        except StorageFullError as exc:
+            raise CommandError(
+                f"{exc} The files registered before it are kept and queued; run the same "
+                "command again after making room (files already stored count as duplicates)."
+            ) from exc
         progress.close()
         elapsed = time.monotonic() - started
         if not quiet:
