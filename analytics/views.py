@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.safestring import mark_safe
@@ -13,6 +14,8 @@ from analytics.selectors import SENTIMENT_LABELS
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("analytics.view_snapshot"):
+        raise PermissionDenied
     form = DashboardForm(request.GET or DashboardForm.defaults())
     context = {
         **admin.site.each_context(request),

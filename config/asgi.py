@@ -11,6 +11,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config.settings_checks import check_production_secret_key
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_asgi_application()
+check_production_secret_key()

@@ -1,5 +1,3 @@
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -26,5 +24,5 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
 ]
 
-if settings.DEBUG:
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# MEDIA_ROOT is never served, not even with DEBUG: usage reports live there and are downloaded
+# through a view that checks permissions; uploads are only read by workers.

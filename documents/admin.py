@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -20,7 +21,7 @@ from django.utils.text import Truncator
 
 from analytics.admin import generate_usage_reports
 from documents import imports, selectors, services
-from documents.agent_import import ImportFileError, RowError
+from documents.agent_import import ImportFileError, RowError, parse_agent_file
 from documents.archives import is_archive_name
 from documents.bulk import StorageFullError
 from documents.forms import AddFromUrlForm, AgentImportForm, DocumentUploadForm, UploadManyForm
@@ -121,9 +122,11 @@ class AgentAdmin(admin.ModelAdmin):
         row_errors: list[RowError] = []
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
+            data = upload.read()
             try:
+                self._check_import_permissions(request, data, upload.name, form.cleaned_data)
                 job, check = imports.agent_import_start(
-                    data=upload.read(),
+                    data=data,
                     filename=upload.name,
                     created_by=request.user,
                     create_organizations=form.cleaned_data["create_organizations"],
@@ -152,6 +155,21 @@ class AgentAdmin(admin.ModelAdmin):
             "row_errors": row_errors,
         }
         return TemplateResponse(request, "admin/documents/document/form_page.html", context)
+
+    def _check_import_permissions(
+        self, request: HttpRequest, data: bytes, filename: str, options: dict[str, Any]
+    ) -> None:
+        """The import creates organizations and documents too: it needs those permissions."""
+        user = request.user
+        if options["create_organizations"] and not user.has_perm("documents.add_organization"):
+            raise ImportFileError("You may not create organizations: untick that option.")
+        if user.has_perm("documents.add_document"):
+            return
+        parsed = parse_agent_file(
+            data, filename=filename, max_bytes=settings.DOCFLOW["IMPORT_MAX_BYTES"]
+        )
+        if any(row.documents for row in parsed.rows):
+            raise ImportFileError("The file lists documents, and you may not add documents.")
 
     @admin.display(description="Documents")
     def documents_link(self, agent: Agent) -> str:

@@ -35,13 +35,27 @@ class StaffWithModelPermission(BasePermission):
         user = request.user
         if not (user and user.is_authenticated and user.is_staff):
             return False
-        needed = view.required_permissions.get(request.method, ())
+        # HEAD runs `get`: it needs GET's permissions. A method the view implements without
+        # naming permissions is refused (fail closed); one it lacks goes on to answer 405.
+        method = "GET" if request.method == "HEAD" else request.method
+        needed = view.required_permissions.get(method)
+        if needed is None:
+            return not hasattr(view, request.method.lower())
         return user.has_perms(needed)
 
 
 class StaffAPIView(APIView):
     permission_classes = (StaffWithModelPermission,)
     required_permissions: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+
+TASK_VIEW_PERMISSIONS = {
+    "document": "documents.view_document",
+    "agent_import": "documents.view_agentimport",
+    "usage_report": "analytics.view_usagereport",
+    "profile_enrichment": "profiles.view_customerprofile",
+    "task": "django_celery_results.view_taskresult",
+}
 
 
 class TaskDetail(StaffAPIView):
@@ -52,7 +66,8 @@ class TaskDetail(StaffAPIView):
 
     def get(self, request: Request, task_id: str) -> Response:
         task = task_get(task_id)
-        if task is None:
+        # Each kind of work is shown to those who may view its object; to others it is unknown.
+        if task is None or not request.user.has_perm(TASK_VIEW_PERMISSIONS[task["kind"]]):
             raise NotFound(f"No task {task_id!r}.")
         return Response(task)
 

@@ -25,7 +25,7 @@ def staff(django_user_model):
     user = django_user_model.objects.create_user("ops", password="pw-ops-12345", is_staff=True)
     user.user_permissions.add(
         *Permission.objects.filter(
-            codename__in=["view_document", "add_document", "change_document"]
+            codename__in=["view_document", "add_document", "change_document", "view_taskresult"]
         )
     )
     return user
@@ -109,6 +109,15 @@ def test_a_task_known_only_to_celery_shows_its_result_or_error(api) -> None:
 
     assert (ok["kind"], ok["state"], ok["result"]) == ("task", "SUCCESS", {"periods": 1})
     assert (bad["state"], bad["error"]) == ("FAILURE", "ValueError: bad granularity")
+
+
+def test_a_task_is_unknown_to_those_who_may_not_view_its_kind(api, staff) -> None:
+    TaskResult.objects.create(task_id="t-ok", task_name="x", status="SUCCESS", result="1")
+    assert api.get("/api/v1/tasks/t-ok").status_code == 200
+
+    staff.user_permissions.remove(Permission.objects.get(codename="view_taskresult"))
+
+    assert api.get("/api/v1/tasks/t-ok").status_code == 404
 
 
 @pytest.mark.parametrize(

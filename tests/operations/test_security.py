@@ -1,7 +1,5 @@
 """Security requirements not covered elsewhere: permissions of every admin page, action and API
 method; user-supplied names never choosing a storage path; upload limits; secrets.
-
-Tests marked `# NEEDS FIX` assert the correct behaviour and are strict xfails until fixed.
 """
 
 from __future__ import annotations
@@ -89,10 +87,6 @@ def test_api_queues_and_tasks_refuse_staff_without_view_permission(
     assert bare.get(f"/api/v1/tasks/{queued.task_id}").status_code == 403
 
 
-# NEEDS FIX: StaffWithModelPermission looks up `required_permissions[request.method]` and
-# treats a method it does not list as needing no permission; Django answers HEAD with `get`,
-# so HEAD passes with no permission at all (and runs the view: the queue probe, the lookups).
-@pytest.mark.xfail(strict=True, reason="HEAD is not mapped to GET's permissions (fails open)")
 def test_api_head_needs_the_same_permission_as_get(django_user_model, queued) -> None:
     bare = token_client(staff_with(django_user_model, "bare"))
 
@@ -190,20 +184,12 @@ def test_a_report_download_needs_the_view_permission(
     assert (refused.status_code, allowed.status_code) == (404, 200)
 
 
-# NEEDS FIX: the dashboard is wrapped in admin_view (staff) but checks no model permission, so
-# any staff user sees every organization's figures.
-@pytest.mark.xfail(strict=True, reason="analytics dashboard checks no model permission")
 def test_the_dashboard_needs_a_model_permission(client, django_user_model) -> None:
     client.force_login(staff_with(django_user_model, "bare"))
 
     assert client.get(reverse("analytics-dashboard")).status_code == 403
 
 
-# NEEDS FIX: "Import agents" checks only add_agent, yet the import creates organizations (with
-# create_organizations) and documents (URLs and server paths in the `documents` column).
-@pytest.mark.xfail(
-    strict=True, reason="agent import checks neither add_organization nor add_document"
-)
 @pytest.mark.parametrize(
     ("row", "options"),
     [
@@ -326,9 +312,6 @@ def test_an_api_upload_over_the_limit_is_failed_and_not_stored(
 # --- Secrets ------------------------------------------------------------------------------------
 
 
-# NEEDS FIX: with DEBUG=false and no SECRET_KEY the web process starts on the development key
-# (only `check --deploy` warns, and nothing runs it at start-up).
-@pytest.mark.xfail(strict=True, reason="the web process starts on the development SECRET_KEY")
 def test_the_web_process_refuses_to_start_on_the_development_secret_key(tmp_path) -> None:
     env = {
         k: v
