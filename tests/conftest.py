@@ -13,15 +13,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from kombu.exceptions import KombuError
 
-from documents import samples
+from documents import samples, services
 from documents.models import Agent, Document, Organization
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +69,26 @@ def media_root(tmp_path_factory: pytest.TempPathFactory, settings: object) -> Pa
     root = tmp_path_factory.mktemp("media")
     settings.MEDIA_ROOT = root  # type: ignore[attr-defined]
     return root
+
+
+def upload(agent: Agent, path: Path) -> Document:
+    """Upload a file as the admin does; its processing is queued after commit."""
+    document = services.document_create_from_upload(
+        agent=agent,
+        upload=SimpleUploadedFile(path.name, path.read_bytes()),
+        original_name=path.name,
+    )
+    document.refresh_from_db()
+    return document
+
+
+@pytest.fixture
+def queued(agent: Agent, django_capture_on_commit_callbacks: Any) -> Document:
+    """A web-page document whose processing message was captured, not sent."""
+    with django_capture_on_commit_callbacks():
+        document = Document.objects.create(agent=agent, source_url="https://example.com/a")
+    document.refresh_from_db()
+    return document
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.2) -> None:

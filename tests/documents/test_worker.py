@@ -7,7 +7,6 @@ import json
 import os
 import signal
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -19,19 +18,9 @@ from documents import samples, services
 from documents.models import Chunk, Document, DocumentStatus
 from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task
-from tests.conftest import wait_for, wait_terminal
+from tests.conftest import upload, wait_for, wait_terminal
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def upload(agent, path: Path) -> Document:
-    document = services.document_create_from_upload(
-        agent=agent,
-        upload=SimpleUploadedFile(path.name, path.read_bytes()),
-        original_name=path.name,
-    )
-    document.refresh_from_db()
-    return document
 
 
 def redeliver(document: Document) -> dict:

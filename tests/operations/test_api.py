@@ -37,14 +37,6 @@ def api(staff) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
 
 
-@pytest.fixture
-def queued(agent, django_capture_on_commit_callbacks) -> Document:
-    with django_capture_on_commit_callbacks():
-        document = Document.objects.create(agent=agent, source_url="https://example.com/a")
-    document.refresh_from_db()
-    return document
-
-
 def test_no_credentials_get_401_with_the_token_challenge(client, queued) -> None:
     response = client.get(f"/api/v1/documents/{queued.pk}")
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django_celery_results.models import TaskResult
 from rest_framework.authtoken.models import Token
@@ -36,7 +35,7 @@ from documents.models import Chunk, Document, DocumentStatus
 from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task, documents_requeue_stuck_task
 from operations import broker
-from tests.conftest import WorkerProcess, wait_for, wait_terminal
+from tests.conftest import WorkerProcess, upload, wait_for, wait_terminal
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -150,16 +149,6 @@ def make_pdfs(folder: Path, count: int, pages: int = 2) -> list[Path]:
     for index, path in enumerate(paths):
         samples.make_pdf(path, pages=pages, seed=index + 1, title=f"Document {index}")
     return paths
-
-
-def upload(agent, path: Path) -> Document:
-    document = services.document_create_from_upload(
-        agent=agent,
-        upload=SimpleUploadedFile(path.name, path.read_bytes()),
-        original_name=path.name,
-    )
-    document.refresh_from_db()
-    return document
 
 
 def assert_each_processed_once(

@@ -52,14 +52,6 @@ def action_names(client: Client, changelist: str) -> set[str]:
     return {name for name, _ in form.fields["action"].choices if name}
 
 
-@pytest.fixture
-def queued(agent, django_capture_on_commit_callbacks) -> Document:
-    with django_capture_on_commit_callbacks():
-        document = Document.objects.create(agent=agent, source_url="https://example.com/a")
-    document.refresh_from_db()
-    return document
-
-
 # --- API: each method needs its own model permission ---------------------------------------
 
 
