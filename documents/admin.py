@@ -6,6 +6,7 @@ happens in workers, never in the request.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -287,7 +288,7 @@ class DocumentAdmin(admin.ModelAdmin):
     show_full_result_count = False
     inlines = (ChunkInline,)
     actions = ("process_selected", "cancel_selected", "retry_failed")
-    readonly_fields = ("status_display", "progress_display", "duplicate_of")
+    readonly_fields = ("status_display", "progress_display", "error_detail", "duplicate_of")
     fieldsets = (
         (None, {"fields": ("agent", "original_name", "file", "source_url", "kind")}),
         (
@@ -296,7 +297,7 @@ class DocumentAdmin(admin.ModelAdmin):
                 "fields": (
                     "status_display",
                     "progress_display",
-                    "error",
+                    "error_detail",
                     "error_code",
                     "attempts",
                     "task_id",
@@ -356,6 +357,34 @@ class DocumentAdmin(admin.ModelAdmin):
             Truncator(document.error).chars(80),
         )
 
+    @admin.display(description="Error")
+    def error_detail(self, document: Document) -> str:
+        return format_html(
+            '<span class="docflow-error" data-error-id="{}" data-full="1">{}</span>',
+            document.pk,
+            document.error,
+        )
+
+    # --- Live progress: progress.js polls progress_view ------------------------------------------
+
+    def _live_progress(self, extra_context: dict[str, Any] | None) -> dict[str, Any]:
+        colours = {str(status): colour for status, colour in STATUS_COLOURS.items()}
+        return {**(extra_context or {}), "docflow_status_colours": json.dumps(colours)}
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return super().changelist_view(request, self._live_progress(extra_context))
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        return super().changeform_view(
+            request, object_id, form_url, self._live_progress(extra_context)
+        )
+
     # --- Read-only rows: the worker writes them ------------------------------------------------
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -403,7 +432,7 @@ class DocumentAdmin(admin.ModelAdmin):
             skipped = selected - done
             self.message_user(
                 request,
-                f"{skipped} of the selected document{'s' if skipped != 1 else ''} {why}.",
+                f"{skipped} of the selected documents {why}.",
                 messages.WARNING,
             )
 

@@ -155,7 +155,7 @@ def test_actions_process_cancel_and_retry(admin_client, agent, published):
         follow=True,
     )
     assert "Queued 2 documents." in response.content.decode()
-    assert "1 of the selected document had not failed." in response.content.decode()
+    assert "1 of the selected documents had not failed." in response.content.decode()
 
     response = admin_client.post(
         url, {"action": "process_selected", "_selected_action": [queued[0].pk]}, follow=True
