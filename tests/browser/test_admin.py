@@ -4,11 +4,13 @@ the dashboard and search, with the real worker doing the work."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from analytics.services import analytics_fill
 from documents import samples
 from documents.models import Agent, Document, DocumentStatus
 from tests.browser.conftest import screenshot
@@ -131,3 +133,63 @@ def test_search_from_the_document_changelist(
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("refunds.txt")
     screenshot(admin_page, "document-search")
+
+
+def test_import_agents_with_one_bad_row(
+    admin_page, celery_worker, shared_media, organization, tmp_path
+):
+    rows = [f"acme,Agent {i},agent-{i},Helpful,gpt-4o,0.{i % 10}," for i in range(40)]
+    rows.insert(7, "acme,Too hot,too-hot,,,3.5,")
+    csv = tmp_path / "agents.csv"
+    csv.write_text("organization,name,slug,persona,model,temperature,documents\n" + "\n".join(rows))
+
+    admin_page.goto(f"{admin_page.base}/admin/documents/agent/import/")
+    admin_page.set_input_files("#id_file", str(csv))
+    admin_page.click("input[type=submit]")
+
+    admin_page.wait_for_url(re.compile(r"/admin/documents/agentimport/\d+/change/$"))
+    messages = admin_page.locator(".messagelist")
+    expect(messages).to_contain_text("Queued 40 agents for import; 1 problems in the file.")
+    expect(admin_page.locator(".field-row_errors")).to_contain_text("Line 9")
+    expect(admin_page.locator(".field-row_errors")).to_contain_text("temperature")
+    # The page follows the import by itself until it is done.
+    expect(admin_page.locator(".field-status .readonly")).to_have_text("Done", timeout=60_000)
+    expect(admin_page.locator(".field-progress .readonly")).to_have_text("100")
+    expect(admin_page.locator(".field-created_count .readonly")).to_have_text("40")
+    screenshot(admin_page, "agent-import")
+    assert Agent.objects.filter(organization=organization).count() == 40
+
+
+def test_the_analytics_dashboard_draws_its_charts(admin_page, agent):
+    yesterday = (timezone.now() - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    for hour in range(9, 15):
+        finished = yesterday.replace(hour=hour, minute=30)
+        for index in range(hour - 6):
+            document = Document.objects.create(
+                agent=agent,
+                original_name=f"doc-{hour}-{index}.pdf",
+                status=DocumentStatus.FAILED if index == 0 else DocumentStatus.DONE,
+                error_code="corrupt" if index == 0 else "",
+                processing_seconds=1.5 * (index + 1),
+                page_count=3,
+                chunk_count=5,
+                queued_at=finished - timedelta(minutes=2),
+                started_at=finished - timedelta(minutes=1),
+                finished_at=finished,
+            )
+            Document.objects.filter(pk=document.pk).update(
+                created_at=finished - timedelta(minutes=3)
+            )
+    day = yesterday.replace(hour=0)
+    analytics_fill(granularity="hourly", start=day, end=day + timedelta(days=1))
+
+    date = day.date().isoformat()
+    admin_page.goto(f"{admin_page.base}/admin/analytics/dashboard/?start={date}&end={date}")
+
+    charts = admin_page.locator("svg.docflow-chart")
+    expect(charts.first).to_be_visible()
+    assert charts.count() >= 4
+    assert admin_page.locator("rect.docflow-chart-bar").count() >= 6  # one per busy hour
+    assert admin_page.locator("path.docflow-chart-line").count() >= 1
+    expect(admin_page.locator(".totals")).to_contain_text("27")  # documents processed
+    screenshot(admin_page, "analytics-dashboard")
