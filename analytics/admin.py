@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from analytics import services
 from analytics.forms import UsageReportRequestForm
 from analytics.models import FillState, ReportStatus, Snapshot, UsageReport
+from operations.confirm import confirm_when_many
 
 REPORT_COLOURS = {
     ReportStatus.QUEUED: "#6c757d",
@@ -139,6 +140,7 @@ class UsageReportAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Regenerate the selected reports", permissions=["change"])
+    @confirm_when_many("Regenerate {count} {name}?")
     def regenerate(self, request: HttpRequest, queryset: QuerySet[UsageReport]) -> None:
         queued = 0
         for (month, fmt), ids in _group_by_month_and_format(queryset).items():

@@ -201,6 +201,8 @@ DOCFLOW = {
     "HEARTBEAT_MAX_AGE_SECONDS": env.int("DOCFLOW_HEARTBEAT_MAX_AGE_SECONDS", default=180),
     # How many times one piece of dead work may be replayed from the admin.
     "DEAD_LETTER_MAX_REPLAYS": env.int("DOCFLOW_DEAD_LETTER_MAX_REPLAYS", default=3),
+    # Admin actions over more rows than this show a confirmation page first.
+    "ADMIN_CONFIRM_OVER": env.int("DOCFLOW_ADMIN_CONFIRM_OVER", default=100),
     # When set, /metrics wants `Authorization: Bearer <token>`.
     "METRICS_TOKEN": env("DOCFLOW_METRICS_TOKEN", default=""),
     # Time limits of one document's processing (soft: the task records a clear failure).

@@ -36,6 +36,7 @@ from documents.models import (
     ImportStatus,
     Organization,
 )
+from operations.confirm import confirm_when_many
 
 STATUS_COLOURS = {
     DocumentStatus.PENDING: "#777",
@@ -408,18 +409,21 @@ class DocumentAdmin(admin.ModelAdmin):
     # --- Actions ----------------------------------------------------------------------------------
 
     @admin.action(description="Process / reprocess selected documents", permissions=["change"])
+    @confirm_when_many("Process {count} {name} again?")
     def process_selected(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         selected = list(queryset.values_list("pk", flat=True))
         queued = services.documents_reprocess(document_ids=selected)
         self._report(request, queued, len(selected), "Queued", "have no file or page to read")
 
     @admin.action(description="Cancel selected documents", permissions=["change"])
+    @confirm_when_many("Cancel {count} {name}?")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         selected = list(queryset.values_list("pk", flat=True))
         cancelled = services.documents_cancel(document_ids=selected)
         self._report(request, cancelled, len(selected), "Cancelled", "had already finished")
 
     @admin.action(description="Retry failed documents", permissions=["change"])
+    @confirm_when_many("Retry {count} {name}?")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
         selected = list(queryset.values_list("pk", flat=True))
         queued = services.documents_retry_failed(document_ids=selected)

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from operations.confirm import confirm_when_many
 from operations.dead_letters import dead_letters_discard, dead_letters_replay
 from operations.models import DeadLetter
 
@@ -31,6 +32,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return Truncator(letter.exception).chars(120)
 
     @admin.action(description="Replay the selected dead tasks", permissions=["change"])
+    @confirm_when_many("Replay {count} {name}?")
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         outcome = dead_letters_replay(letter_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Replayed {outcome.replayed} task(s).", messages.SUCCESS)
@@ -46,6 +48,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
             self.message_user(request, f"Could not replay {error}", messages.ERROR)
 
     @admin.action(description="Discard the selected dead tasks", permissions=["change"])
+    @confirm_when_many("Discard {count} {name}?")
     def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         count = dead_letters_discard(letter_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Discarded {count} dead task(s).", messages.SUCCESS)

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from operations.confirm import confirm_when_many
 from profiles import services
 from profiles.models import CustomerProfile, Interaction
 
@@ -86,6 +87,7 @@ class CustomerProfileAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Enrich selected profiles", permissions=["change"])
+    @confirm_when_many("Enrich {count} {name}?")
     def enrich_selected(self, request: HttpRequest, queryset: QuerySet[CustomerProfile]) -> None:
         selected = list(queryset.values_list("pk", flat=True))
         queued = services.profiles_request_enrichment(
