@@ -15,14 +15,8 @@ from django.utils.html import format_html
 from analytics import services
 from analytics.forms import UsageReportRequestForm
 from analytics.models import FillState, ReportStatus, Snapshot, UsageReport
+from operations.badges import badge
 from operations.confirm import confirm_when_many
-
-REPORT_COLOURS = {
-    ReportStatus.QUEUED: "#6c757d",
-    ReportStatus.PROCESSING: "#0d6efd",
-    ReportStatus.DONE: "#198754",
-    ReportStatus.FAILED: "#dc3545",
-}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -97,12 +91,7 @@ class UsageReportAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, report: UsageReport) -> str:
-        return format_html(
-            '<span style="background:{};color:#fff;padding:2px 6px;border-radius:8px;'
-            'font-size:11px">{}</span>',
-            REPORT_COLOURS.get(report.status, "#777"),
-            report.get_status_display(),
-        )
+        return badge(report.status, report.get_status_display())
 
     @admin.display(description="file")
     def download(self, report: UsageReport) -> str:

@@ -36,25 +36,37 @@ from documents.models import (
     ImportStatus,
     Organization,
 )
+from operations.badges import TONES, badge
 from operations.confirm import confirm_when_many
-
-STATUS_COLOURS = {
-    DocumentStatus.PENDING: "#777",
-    DocumentStatus.QUEUED: "#6c757d",
-    DocumentStatus.PROCESSING: "#0d6efd",
-    DocumentStatus.DONE: "#198754",
-    DocumentStatus.FAILED: "#dc3545",
-    DocumentStatus.CANCELLED: "#6f42c1",
-    DocumentStatus.DUPLICATE: "#b08800",
-}
 
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "created_at")
+    list_display = ("name", "slug", "related", "created_at")
     actions = (generate_usage_reports,)
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ("related",)
+
+    @admin.display(description="Open")
+    def related(self, organization: Organization) -> str:
+        """Links to what belongs to it (filtered changelists: no counting on every row)."""
+        if organization.pk is None:
+            return "-"
+        links = (
+            ("Agents", "documents_agent", "organization__id__exact"),
+            ("Documents", "documents_document", "agent__organization__id__exact"),
+            ("Profiles", "profiles_customerprofile", "organization__id__exact"),
+            ("Usage reports", "analytics_usagereport", "organization__id__exact"),
+        )
+        return format_html_join(
+            " · ",
+            '<a href="{}?{}={}">{}</a>',
+            (
+                (reverse(f"admin:{name}_changelist"), lookup, organization.pk, label)
+                for label, name, lookup in links
+            ),
+        )
 
 
 @admin.register(Agent)
@@ -66,7 +78,7 @@ class AgentAdmin(admin.ModelAdmin):
         "organization",
         "model_name",
         "temperature",
-        "status",
+        "status_badge",
         "documents_link",
         "created_at",
     )
@@ -173,6 +185,10 @@ class AgentAdmin(admin.ModelAdmin):
         if any(row.documents for row in parsed.rows):
             raise ImportFileError("The file lists documents, and you may not add documents.")
 
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, agent: Agent) -> str:
+        return badge(agent.status, agent.get_status_display())
+
     @admin.display(description="Documents")
     def documents_link(self, agent: Agent) -> str:
         url = reverse("admin:documents_document_changelist") + f"?agent__id__exact={agent.pk}"
@@ -183,7 +199,7 @@ class AgentAdmin(admin.ModelAdmin):
 class AgentImportAdmin(admin.ModelAdmin):
     list_display = (
         "original_name",
-        "status",
+        "status_badge",
         "progress",
         "created_count",
         "updated_count",
@@ -196,6 +212,10 @@ class AgentImportAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in AgentImport._meta.fields] + ["row_errors"]
     exclude = ("errors",)
     change_form_template = "admin/documents/agentimport/change_form.html"
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, job: AgentImport) -> str:
+        return badge(job.status, job.get_status_display())
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
@@ -237,18 +257,11 @@ class ChunkInline(admin.TabularInline):
 
 
 def status_badge(document: Document) -> str:
-    colour = STATUS_COLOURS.get(document.status, "#777")
-    return format_html(
-        '<span class="docflow-status" data-status-id="{}" style="background:{};color:#fff;'
-        'padding:2px 6px;border-radius:8px;font-size:11px">{}</span>',
-        document.pk,
-        colour,
-        document.get_status_display(),
-    )
+    return badge(document.status, document.get_status_display(), pk=document.pk)
 
 
 def progress_bar(document: Document) -> str:
-    colour = STATUS_COLOURS.get(document.status, "#777")
+    colour = TONES.get(document.status, "#777")
     return format_html(
         '<div class="docflow-progress" data-progress-id="{}" data-terminal="{}" '
         'title="{}" style="width:120px;background:#e9ecef;border-radius:4px;height:14px;'
@@ -281,7 +294,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "error_display",
         "created_at",
     )
-    list_filter = ("status", "kind", "agent")
+    list_filter = ("status", "kind", "agent__organization", "agent")
     list_select_related = ("agent",)
     search_fields = ("original_name",)
     search_help_text = "Searches the text of the documents (hybrid full-text + embeddings)."
@@ -369,8 +382,7 @@ class DocumentAdmin(admin.ModelAdmin):
     # --- Live progress: progress.js polls progress_view ------------------------------------------
 
     def _live_progress(self, extra_context: dict[str, Any] | None) -> dict[str, Any]:
-        colours = {str(status): colour for status, colour in STATUS_COLOURS.items()}
-        return {**(extra_context or {}), "docflow_status_colours": json.dumps(colours)}
+        return {**(extra_context or {}), "docflow_status_colours": json.dumps(TONES)}
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         return super().changelist_view(request, self._live_progress(extra_context))

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from operations.badges import badge
 from operations.confirm import confirm_when_many
 from operations.dead_letters import dead_letters_discard, dead_letters_replay
 from operations.models import DeadLetter
@@ -17,7 +18,14 @@ from operations.models import DeadLetter
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin):
-    list_display = ("failed_at", "task_name", "status", "replays", "short_exception", "replay_note")
+    list_display = (
+        "failed_at",
+        "task_name",
+        "status_badge",
+        "replays",
+        "short_exception",
+        "replay_note",
+    )
     list_filter = ("status", "task_name")
     search_fields = ("task_id", "task_name")
     readonly_fields = [field.name for field in DeadLetter._meta.fields]
@@ -26,6 +34,10 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, letter: DeadLetter) -> str:
+        return badge(letter.status, letter.get_status_display())
 
     @admin.display(description="exception")
     def short_exception(self, letter: DeadLetter) -> str:

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from operations.badges import badge
 from operations.confirm import confirm_when_many
 from profiles import services
 from profiles.models import CustomerProfile, Interaction
@@ -27,7 +28,7 @@ class CustomerProfileAdmin(admin.ModelAdmin):
         "engagement_score",
         "last_seen",
         "interaction_count",
-        "enrichment_status",
+        "enrichment_badge",
     )
     list_filter = ("segment", "enrichment_status", "organization")
     list_select_related = ("organization",)
@@ -56,6 +57,10 @@ class CustomerProfileAdmin(admin.ModelAdmin):
     )
 
     @admin.display(description="Interactions")
+    @admin.display(description="enrichment", ordering="enrichment_status")
+    def enrichment_badge(self, profile: CustomerProfile) -> str:
+        return badge(profile.enrichment_status, profile.get_enrichment_status_display())
+
     def latest_interactions(self, profile: CustomerProfile) -> str:
         """The latest ones, newest first; the full history is paginated in its own list."""
         if profile.pk is None:
