@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/docflow
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test screenshots lint format bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 		$(BIN)/python manage.py makemigrations --check --dry-run
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests, saving a screenshot of each main page into docs/screenshots.
+screenshots: install
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+		DOCFLOW_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -115,6 +115,28 @@ def test_retry_a_failed_document_and_watch_it_finish(
     badge = admin_page.locator(f".docflow-status[data-status-id='{document.pk}']")
     expect(badge).to_have_text("Done", timeout=60_000)
     assert_same_page(admin_page)
+    screenshot(admin_page, "document-changelist")
+
+
+def test_an_action_over_many_rows_asks_first(admin_page, agent, settings):
+    settings.DOCFLOW = {**settings.DOCFLOW, "ADMIN_CONFIRM_OVER": 2}
+    for index in range(3):
+        Document.objects.create(
+            agent=agent, original_name=f"parked-{index}.pdf", status="queued", task_id="parked"
+        )
+
+    admin_page.goto(f"{admin_page.base}/admin/documents/document/")
+    admin_page.check("#action-toggle")
+    admin_page.select_option("select[name=action]", "cancel_selected")
+    admin_page.click("button[name=index]")
+
+    expect(admin_page.locator("h1")).to_have_text("Cancel 3 documents?")
+    assert Document.objects.filter(status=DocumentStatus.CANCELLED).count() == 0
+    screenshot(admin_page, "confirm-action")
+    admin_page.click("text=Yes, go ahead")
+
+    expect(admin_page.locator(".messagelist")).to_contain_text("Cancelled 3 documents.")
+    assert Document.objects.filter(status=DocumentStatus.CANCELLED).count() == 3
 
 
 def test_search_from_the_document_changelist(
