@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from analytics import services
 from analytics.forms import UsageReportRequestForm
 from analytics.models import FillState, ReportStatus, Snapshot, UsageReport
+from documents.paginators import EstimatedCountPaginator
 from operations.badges import badge
 from operations.confirm import confirm_when_many
 
@@ -48,6 +49,8 @@ class SnapshotAdmin(ReadOnlyAdmin):
     list_select_related = ("organization", "agent")
     date_hierarchy = "period_start"
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
 
 
 @admin.register(FillState)

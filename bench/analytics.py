@@ -54,7 +54,7 @@ def generate(documents: int, *, chunks: bool) -> dict[str, float]:
             INSERT INTO documents_document (file, original_name, source_url, kind, sha256,
                 status, stage, progress, error, error_code, attempts, task_id, created_at,
                 queued_at, started_at, finished_at, processing_seconds, page_count, title,
-                author, language, keywords, chunk_count, embedding_model, agent_id)
+                author, language, keywords, chunk_count, embedding_model, summary, agent_id)
             SELECT '', 'doc-' || g || '.pdf', '', 'pdf', md5(g::text) || md5(g::text),
                 CASE WHEN g %% 100 < 5 THEN 'failed' WHEN g %% 100 < 7 THEN 'duplicate'
                      ELSE 'done' END,
@@ -66,7 +66,7 @@ def generate(documents: int, *, chunks: bool) -> dict[str, float]:
                 t + (g %% 60 + 1 + g %% 20) * interval '1 second',
                 CASE WHEN g %% 100 >= 7 THEN 1 + g %% 20 END,
                 CASE WHEN g %% 100 >= 7 THEN 5 END, '', '', 'en', '[]',
-                CASE WHEN g %% 100 >= 7 THEN 7 + g %% 9 ELSE 0 END, 'hashing-256',
+                CASE WHEN g %% 100 >= 7 THEN 7 + g %% 9 ELSE 0 END, 'hashing-256', '',
                 %(first_agent)s + g %% 1000
             FROM (
                 SELECT g, %(day)s + (g::float / %(n)s) * interval '86000 seconds' AS t

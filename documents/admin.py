@@ -36,6 +36,7 @@ from documents.models import (
     ImportStatus,
     Organization,
 )
+from documents.paginators import EstimatedCountPaginator
 from operations.badges import TONES, badge
 from operations.confirm import confirm_when_many
 
@@ -279,6 +280,28 @@ def progress_bar(document: Document) -> str:
     )
 
 
+class AgentFilter(admin.SimpleListFilter):
+    """Only the agent being filtered on: listing 1,000 agents on every page cost 65 KB and
+    ~20 ms. Agents are reached from the Agent list's "Documents" link or an organization."""
+
+    title = "agent"
+    parameter_name = "agent__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return []
+        return [
+            (str(pk), name) for pk, name in Agent.objects.filter(pk=value).values_list("pk", "name")
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> QuerySet[Document]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        return queryset.filter(agent_id=value)
+
+
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     change_list_template = "admin/documents/document/change_list.html"
@@ -294,12 +317,14 @@ class DocumentAdmin(admin.ModelAdmin):
         "error_display",
         "created_at",
     )
-    list_filter = ("status", "kind", "agent__organization", "agent")
+    list_filter = ("status", "kind", "agent__organization", AgentFilter)
     list_select_related = ("agent",)
     search_fields = ("original_name",)
     search_help_text = "Searches the text of the documents (hybrid full-text + embeddings)."
     list_per_page = 50
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # no COUNT(*) over 500,000 rows on every page
+    show_facets = admin.ShowFacets.NEVER  # "Show counts" is a COUNT per filter choice
     inlines = (ChunkInline,)
     actions = ("process_selected", "cancel_selected", "retry_failed")
     readonly_fields = ("status_display", "progress_display", "error_detail", "duplicate_of")

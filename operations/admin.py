@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from documents.paginators import EstimatedCountPaginator
 from operations.badges import badge
 from operations.confirm import confirm_when_many
 from operations.dead_letters import dead_letters_discard, dead_letters_replay
@@ -31,6 +32,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in DeadLetter._meta.fields]
     actions = ("replay", "discard")
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

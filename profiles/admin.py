@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from documents.paginators import EstimatedCountPaginator
 from operations.badges import badge
 from operations.confirm import confirm_when_many
 from profiles import services
@@ -34,6 +35,8 @@ class CustomerProfileAdmin(admin.ModelAdmin):
     list_select_related = ("organization",)
     search_fields = ("external_id", "name", "email")
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
     actions = ("enrich_selected",)
     readonly_fields = (
         "latest_interactions",
@@ -116,3 +119,5 @@ class InteractionAdmin(admin.ModelAdmin):
     raw_id_fields = ("profile", "agent")
     date_hierarchy = "occurred_at"
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER

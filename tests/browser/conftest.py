@@ -18,18 +18,19 @@ CHROMIUM = os.environ.get("DOCFLOW_CHROMIUM") or shutil.which("chromium")
 PASSWORD = "pw-browser-12345"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail("CI runs the browser tests: install Debian's chromium (.ci/run does)")
         pytest.skip("browser tests need Chromium (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the tests
-    # around it are still synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    # Playwright's sync API runs an event loop in this thread; the tests' ORM calls around it
+    # are still synchronous. Only while these tests run: later subprocesses (check --deploy)
+    # must not inherit it.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
