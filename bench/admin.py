@@ -244,7 +244,7 @@ def main() -> None:
                 "table, then original_name/title ICONTAINS over every document"
             ),
         },
-        "document_list_filter": list(document_admin.list_filter),
+        "document_list_filter": [getattr(f, "__name__", f) for f in document_admin.list_filter],
         "show_full_result_count": document_admin.show_full_result_count,
     }
     with override_settings(
