@@ -148,6 +148,49 @@ def patched(admins: list[Any], **attributes: Any) -> Iterator[None]:
                 setattr(model_admin, name, value)
 
 
+RESTORED_COLUMNS = (
+    "file", "status", "stage", "progress", "task_id", "queued_at", "started_at", "finished_at",
+    "processing_seconds", "error", "error_code", "attempts", "duplicate_of_id",
+)  # fmt: skip
+
+
+def measure_action(client: Any, *, url: str, data: dict[str, Any], ids: list[int]) -> dict:
+    """One admin action POST (confirmed), timed; the rows it touched are put back afterwards
+    and the messages it published are dropped, so the bench database stays the same."""
+    import redis
+    from django.db import connection
+
+    from documents.models import Document
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_saved")
+        cursor.execute(
+            "CREATE TEMP TABLE bench_saved AS SELECT * FROM documents_document WHERE id = ANY(%s)",
+            [ids],
+        )
+        # Generated rows have no file; the action skips rows with nothing to read.
+        cursor.execute(
+            "UPDATE documents_document SET file = 'documents/bench.pdf' WHERE id = ANY(%s)", [ids]
+        )
+    started = time.perf_counter()
+    response = client.post(url, {**data, "docflow_confirmed": "yes", "index": "0"})
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    queued = Document.objects.filter(pk__in=ids, status="queued").count()
+    assignments = ", ".join(f'"{c}" = s."{c}"' for c in RESTORED_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE documents_document d SET {assignments} FROM bench_saved s WHERE d.id = s.id"  # noqa: S608 (constant column names)
+        )
+        cursor.execute("DROP TABLE bench_saved")
+    redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).flushdb()
+    return {
+        "rows": len(ids),
+        "queued": queued,
+        "status": response.status_code,
+        "ms": round(elapsed_ms, 1),
+    }
+
+
 def measure_filters(user: Any, repeat: int) -> dict[str, Any]:
     """Each list filter of the Document list on its own: build (its queries) and render."""
     from django.contrib import admin
@@ -193,6 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--action-rows", type=int, default=10_000)
     parser.add_argument("--chunks", action="store_true", help="Generate chunks (for search).")
     args = parser.parse_args()
     generated = prepare(args.documents, chunks=args.chunks)
@@ -267,6 +311,30 @@ def main() -> None:
                 for k in ("documents", "documents_page_100", "documents_facets")
             }
         result["document_list_filters"] = measure_filters(user, args.repeat)
+        done_ids = list(
+            Document.objects.filter(status="done")
+            .order_by("pk")
+            .values_list("pk", flat=True)[: args.action_rows]
+        )
+        with override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=args.action_rows + 100):
+            result["action_process_selected_ids"] = measure_action(
+                client,
+                url="/admin/documents/document/",
+                data={"action": "process_selected", "_selected_action": done_ids},
+                ids=done_ids,
+            )
+        # What a person does: "select all" over a filter (the failed documents).
+        failed_ids = list(Document.objects.filter(status="failed").values_list("pk", flat=True))
+        result["action_retry_failed_select_across"] = measure_action(
+            client,
+            url="/admin/documents/document/?status__exact=failed",
+            data={
+                "action": "retry_failed",
+                "select_across": "1",
+                "_selected_action": failed_ids[:1],
+            },
+            ids=failed_ids,
+        )
     print(json.dumps(result, indent=2))
 
 
