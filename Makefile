@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/docflow
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/14
+BENCH_BROKER_URL ?= redis://127.0.0.1:6379/13
 
 .PHONY: demo test screenshots lint format bench install clean
 
@@ -42,9 +43,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark, one JSON file with every figure (bench/results/latest.json; bench/README.md).
+# BENCH_ARGS="--quick" for a smoke run, "--only admin search" for some.
 bench: install
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-		$(BIN)/python bench/pipeline.py --json
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+		$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

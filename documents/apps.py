@@ -8,6 +8,6 @@ class DocumentsConfig(AppConfig):
     def ready(self) -> None:
         from config.celery import warn_when_inline
 
-        from . import checks, signals  # noqa: F401  (connect receivers, register checks)
+        from . import checks, lookups, signals  # noqa: F401  (receivers, checks, lookups)
 
         warn_when_inline()

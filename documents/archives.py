@@ -41,7 +41,7 @@ class SourceFile:
     """One file to register: a name for people, and a way to read its bytes."""
 
     name: str
-    path: Path | None = None
+    path: Path | str | None = None
     data: bytes | None = None
 
     def read(self, limit: int | None = None) -> bytes:
@@ -131,14 +131,17 @@ def iter_archive(
         raise ArchiveError(f"The archive cannot be read: {exc}.") from exc
 
 
-def iter_paths(paths: list[Path]) -> Iterator[Path]:
-    """Files under `paths` in a stable order, streamed (never a list of 500,000 paths)."""
+def iter_paths(paths: list[Path]) -> Iterator[str]:
+    """Files under `paths` in a stable order, streamed (never a list of 500,000 paths).
+
+    Plain strings: building a Path per file cost a tenth of ingest's time at 500,000 files.
+    """
     for root in paths:
         if root.is_file():
-            yield root
+            yield str(root)
             continue
         for folder, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
                 if not filename.startswith(".") and filename not in IGNORED_NAMES:
-                    yield Path(folder) / filename
+                    yield os.path.join(folder, filename)

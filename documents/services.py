@@ -576,7 +576,7 @@ def _register_batch(
 
     known = dict(
         Document.objects.filter(
-            agent=agent, sha256__in={row["sha256"] for row in stored}, duplicate_of__isnull=True
+            agent=agent, sha256__any=[row["sha256"] for row in stored], duplicate_of__isnull=True
         )
         .exclude(status__in=NOT_ORIGINALS)
         .order_by("-pk")
@@ -584,7 +584,8 @@ def _register_batch(
     )
     originals: dict[str, dict[str, Any]] = {}
     duplicates: list[dict[str, Any]] = []
-    for row in stored:
+    token = uuid.uuid4().hex  # task ids: one random token per batch, not one per file
+    for index, row in enumerate(stored):
         if row["sha256"] in known or row["sha256"] in originals:
             row.update(
                 status=DocumentStatus.DUPLICATE.value,
@@ -597,7 +598,7 @@ def _register_batch(
             row.update(
                 status=DocumentStatus.QUEUED.value,
                 stage="queued",
-                task_id=uuid.uuid4().hex,
+                task_id=f"{token}-{index}",
                 queued_at=now,
             )
             originals[row["sha256"]] = row

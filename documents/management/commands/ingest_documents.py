@@ -95,13 +95,13 @@ class Command(BaseCommand):
     def _sources(self, paths: list[Path], errors: list[dict[str, str]]) -> Iterator[SourceFile]:
         limits = services.archive_limits()
         for path in iter_paths(paths):
-            if not is_archive_name(path.name):
-                yield SourceFile(name=str(path), path=path)
+            if not is_archive_name(path):
+                yield SourceFile(name=path, path=path)
                 continue
             try:
-                yield from iter_archive(path, limits, prefix=f"{path}/")
+                yield from iter_archive(Path(path), limits, prefix=f"{path}/")
             except ArchiveError as exc:
-                errors.append({"path": str(path), "error": str(exc)})
+                errors.append({"path": path, "error": str(exc)})
 
     def _wait(self, batch_id: uuid.UUID, total: int, *, quiet: bool, timeout: float) -> None:
         bar = tqdm(total=total, desc="Processing", unit=" docs", disable=quiet, file=sys.stderr)

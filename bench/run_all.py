@@ -1,0 +1,137 @@
+"""`make bench`: every benchmark in turn, one JSON file with every figure and its aim.
+
+    DATABASE_URL=postgres://…/docflow CELERY_BROKER_URL=redis://…/13 \
+        python bench/run_all.py [--quick] [--only NAME …] [--output bench/results/latest.json]
+
+Each benchmark runs as its own process (its own database `<name>_bench`, flushed Redis
+database) and prints one JSON object; this collects them under their names, adds the machine,
+and a `figures` summary that puts each headline figure beside its aim. `--quick` runs every
+benchmark at about a tenth of its size (a smoke run: the figures are not the ones to quote).
+A benchmark that fails is recorded with its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name, script and arguments (full run), arguments of the quick run. Order matters: `admin`
+# reuses the 500,000 documents `analytics` leaves in the bench database.
+BENCHES: list[tuple[str, list[str], list[str]]] = [
+    ("pipeline", ["pipeline.py", "--docs", "200", "--ingest-files", "100000"],
+     ["pipeline.py", "--docs", "40", "--ingest-files", "10000"]),
+    ("ingest_500k", ["pipeline.py", "--docs", "0", "--ingest-files", "500000"],
+     ["pipeline.py", "--docs", "0", "--ingest-files", "50000"]),
+    ("analytics_50k", ["analytics.py", "--documents", "50000"],
+     ["analytics.py", "--documents", "5000"]),
+    ("analytics", ["analytics.py", "--documents", "500000"],
+     ["analytics.py", "--documents", "50000"]),
+    ("admin", ["admin.py", "--documents", "500000"],
+     ["admin.py", "--documents", "50000", "--action-rows", "1000", "--repeat", "2"]),
+    ("search", ["search.py"], ["search.py", "--chunks", "100000"]),
+    ("memory", ["memory.py"], ["memory.py", "--tasks", "1000"]),
+    ("agents", ["agents.py", "--agents", "10000"], ["agents.py", "--agents", "1000"]),
+    ("profiles", ["profiles.py", "--profiles", "20000", "--interactions", "200000"],
+     ["profiles.py", "--profiles", "2000", "--interactions", "20000"]),
+]  # fmt: skip
+
+# figure name: (benchmark, path into its JSON, aim, how the aim reads)
+FIGURES: dict[str, tuple[str, tuple[str, ...], float, str]] = {
+    "pipeline_efficiency_ratio": ("pipeline", ("efficiency_ratio",), 0.95, ">="),
+    "ingest_100k_files_per_second": ("pipeline", ("ingest", "files_per_second"), 5000, ">="),
+    "ingest_500k_files_per_second": ("ingest_500k", ("ingest", "files_per_second"), 5000, ">="),
+    "admin_action_10k_documents_ms": ("admin", ("action_process_selected_ids", "ms"), 1000, "<"),
+    "admin_document_list_ms": ("admin", ("admin", "documents", "median_ms"), 1000, "<"),
+    "search_p95_ms": ("search", ("figures", "p95_ms"), 100, "<"),
+    "daily_rollup_500k_s": ("analytics", ("daily_rollup_s",), 5, "<"),
+    "worker_memory_mb_per_1000_tasks": ("memory", ("figures", "slope_mb_per_1000"), 1, "<"),
+}
+
+
+def run(name: str, command: list[str], timeout: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        completed = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / command[0]), *command[1:]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    elapsed = round(time.perf_counter() - started, 1)
+    if completed.returncode != 0:
+        return {"error": completed.stderr.strip()[-2000:], "seconds": elapsed}
+    try:
+        output = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        return {"error": "no JSON on stdout", "stdout": completed.stdout[-2000:]}
+    return {**output, "bench_seconds": elapsed}
+
+
+def dig(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    summary = {}
+    for name, (bench, path, aim, sense) in FIGURES.items():
+        value = dig(results.get(bench), path)
+        met = None
+        if isinstance(value, int | float):
+            met = value >= aim if sense == ">=" else value < aim
+        summary[name] = {"value": value, "aim": f"{sense} {aim:g}", "met": met}
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about a tenth of the sizes")
+    parser.add_argument("--only", nargs="*", help="run only these benchmarks")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--timeout", type=float, default=3 * 3600, help="per benchmark, seconds")
+    args = parser.parse_args()
+    for variable in ("DATABASE_URL", "CELERY_BROKER_URL"):
+        if not os.environ.get(variable):
+            sys.exit(f"{variable} must be set (PostgreSQL and Redis, as for the tests)")
+
+    results: dict[str, Any] = {}
+    for name, full, quick in BENCHES:
+        if args.only and name not in args.only:
+            continue
+        print(f"bench: {name} …", file=sys.stderr, flush=True)
+        results[name] = run(name, quick if args.quick else full, args.timeout)
+    report = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "figures": figures(results),
+        "benchmarks": results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["figures"], indent=2))
+    print(f"Written to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
