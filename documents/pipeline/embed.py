@@ -71,7 +71,7 @@ class HashingEmbedder:
         np.add.at(row, slots, weights)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # ~2 MB per worker process when full (65,536 held ~17 MB)
 def _feature_slot(feature: str, dimensions: int) -> tuple[int, float]:
     """Column and sign of a feature; cached because words repeat across chunks."""
     digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")

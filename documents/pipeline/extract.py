@@ -173,10 +173,19 @@ def _read_pages(doc: pymupdf.Document, kind: DocumentKind) -> list[str]:
 
 
 def _page_text(page: pymupdf.Page) -> str:
-    """Text blocks (paragraphs, headings) joined by blank lines; image blocks skipped."""
-    blocks = page.get_text("blocks", flags=_TEXT_FLAGS)
-    texts = (block[4].strip() for block in blocks if block[6] == _TEXT_BLOCK)
-    return "\n\n".join(text for text in texts if text)
+    """Text blocks (paragraphs, headings) joined by blank lines; image blocks skipped.
+
+    Built from "dict", not "blocks": PyMuPDF's extractBLOCKS leaks every block it returns
+    (pymupdf/PyMuPDF#5067, still in 1.28.2 and 2.0), about 3 KB per page in a long-lived
+    worker. The text is the same; it costs about 0.7 ms more per page.
+    """
+    blocks = page.get_text("dict", flags=_TEXT_FLAGS)["blocks"]
+    texts = (
+        "\n".join("".join(span["text"] for span in line["spans"]) for line in block["lines"])
+        for block in blocks
+        if block["type"] == _TEXT_BLOCK
+    )
+    return "\n\n".join(stripped for text in texts if (stripped := text.strip()))
 
 
 def _pdf_language(doc: pymupdf.Document) -> str:

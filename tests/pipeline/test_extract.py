@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import tracemalloc
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docx
+import pymupdf
 import pytest
 
 from documents import samples
@@ -19,7 +22,7 @@ from documents.pipeline.errors import (
     EncryptedDocumentError,
     NoExtractableTextError,
 )
-from documents.pipeline.extract import extract, parse_date
+from documents.pipeline.extract import _page_text, extract, parse_date
 
 ARTICLE_SECTIONS = samples.sample_sections(2, seed=0)
 
@@ -289,3 +292,26 @@ def _minimal_pdf(objects: list[str]) -> bytes:
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n".encode()
     out += f"startxref\n{xref}\n%%EOF\n".encode()
     return out
+
+
+def test_reading_a_page_again_and_again_keeps_memory_flat(tmp_path):
+    """PyMuPDF's "blocks" extraction leaked ~3 KB per page (pymupdf#5067): a worker that had
+    processed 10,000 documents held 30 MB more than at its start."""
+    path = tmp_path / "page.pdf"
+    samples.make_pdf(path, pages=1, seed=4)
+    with pymupdf.open(path) as document:
+        page = document[0]
+        for _ in range(20):
+            _page_text(page)  # warm-up: caches fill once
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            for _ in range(300):
+                _page_text(page)
+            gc.collect()
+            after, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    assert after - before < 50_000  # the leak held ~900 KB after 300 reads
