@@ -471,6 +471,8 @@ def main() -> None:
             for name in args.functions.split(",")
         }
         result["growth_x10"]["note"] = "p95 at N divided by p95 at N/10"
+    overall = result[str(scales[-1])]["search"][args.functions.split(",")[0]]["overall"]
+    result["figures"] = {"chunks": scales[-1], **overall}  # the headline, for bench/run_all.py
     if args.save:
         Path(args.save).write_text(json.dumps(hits))
     if args.compare:
