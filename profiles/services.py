@@ -84,6 +84,7 @@ def profiles_request_enrichment(
 def _publish(task_name: str, jobs: list[tuple[list[Any], str]], *, countdown: float) -> None:
     """One producer connection for all the messages; a broker outage leaves rows queued."""
     from config.celery import app
+    from profiles import tasks  # noqa: F401  (registers them: a command process may not have)
 
     try:
         with app.producer_or_acquire() as producer:

@@ -95,3 +95,26 @@ def test_a_queued_lease_shorter_than_the_retry_backoff_is_an_error(settings):
     (error,) = check_queued_lease()
 
     assert error.id == "docflow.E002"
+
+
+def test_a_management_command_queues_tasks_it_never_imported(tmp_path):
+    """Task modules are only imported by workers; a command that publishes by task name in its
+    own fresh process must still find the task (it used to log NotRegistered and queue nothing)."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "DEBUG": "true"}
+    assert manage("migrate", "--noinput", env=env).returncode == 0
+    setup = (
+        "from documents.models import Organization; from profiles.models import CustomerProfile; "
+        "o = Organization.objects.create(name='Acme', slug='acme'); "
+        "[CustomerProfile.objects.create(organization=o, external_id=f'c{i}') for i in range(3)]"
+    )
+    assert manage("shell", "-c", setup, env=env).returncode == 0
+
+    result = manage("enrich_profiles", "--wait", "--json", "--timeout", "60", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "NotRegistered" not in result.stderr
+    count = (
+        "from profiles.models import CustomerProfile as P; "
+        "print(P.objects.filter(enrichment_status='done').count())"
+    )
+    assert manage("shell", "-c", count, env=env).stdout.strip().splitlines()[-1] == "3"
