@@ -30,7 +30,10 @@ def confirm_when_many(question: str) -> Callable[[Action], Action]:
         @functools.wraps(action)
         def confirmed_first(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
             if request.POST.get(CONFIRMED) != "yes":
-                count = queryset.count()
+                # The ticked ids say how many, unless "select all" asked for the whole list.
+                selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+                across = request.POST.get("select_across") == "1"
+                count = queryset.count() if across else len(selected)
                 if count > settings.DOCFLOW["ADMIN_CONFIRM_OVER"]:
                     return _confirmation_page(modeladmin, request, queryset, question, count)
             return action(modeladmin, request, queryset)

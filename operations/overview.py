@@ -21,6 +21,7 @@ from django.utils import timezone
 from analytics.models import ReportStatus, UsageReport
 from documents.models import Document, DocumentStatus
 from operations.models import DeadLetter
+from operations.queues import queue_stats
 
 CACHE_SECONDS = 10
 
@@ -57,15 +58,10 @@ def _document_counts() -> dict[str, int]:
 
 
 def _queue_depths() -> tuple[dict[str, int | None], str]:
-    from config.celery import app
-    from operations.queues import queue_depths
-
-    if app.conf.task_always_eager:
+    stats = queue_stats(workers=False)  # a broker that does not answer is a figure, not a 500
+    if stats.inline:
         return {}, "No broker: tasks run inline."
-    try:
-        return queue_depths(), ""
-    except Exception as exc:  # a broker that does not answer is a figure, not an error page
-        return {}, f"The broker did not answer: {exc}"
+    return stats.queues, stats.broker_error
 
 
 def _failures_since(since: Any) -> dict[str, int]:

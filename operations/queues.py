@@ -99,7 +99,9 @@ def worker_figures(timeout: float) -> list[WorkerFigures]:
     return workers
 
 
-def queue_stats(*, timeout: float = 1.0) -> QueueStats:
+def queue_stats(*, timeout: float = 1.0, workers: bool = True) -> QueueStats:
+    """Queue depths and, with `workers`, what each worker holds (an `inspect` round trip of up
+    to `timeout`; the admin index leaves it out)."""
     from config.celery import app
 
     if app.conf.task_always_eager:
@@ -107,7 +109,8 @@ def queue_stats(*, timeout: float = 1.0) -> QueueStats:
     stats = QueueStats()
     try:
         stats.queues = queue_depths()
-        stats.workers = worker_figures(timeout)
+        if workers:
+            stats.workers = worker_figures(timeout)
     except Exception as exc:  # the broker is down: say so in the figures
         logger.warning("queue stats: broker unavailable: %s", exc)
         stats.queues = dict.fromkeys(queue_names())
