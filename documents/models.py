@@ -206,7 +206,11 @@ class Document(models.Model):
 class Chunk(models.Model):
     """A searchable passage of a document, with its keywords and embedding."""
 
-    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # No index of its own: chunk_unique_ordinal (document, ordinal) serves every lookup by
+    # document, and a second index would be maintained for each of millions of chunks.
+    document = models.ForeignKey(
+        Document, on_delete=models.CASCADE, related_name="chunks", db_index=False
+    )
     ordinal = models.PositiveIntegerField()
     text = models.TextField()
     page_start = models.PositiveIntegerField(null=True, blank=True)

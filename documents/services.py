@@ -899,8 +899,21 @@ def document_process(
         return ProcessOutcome(status="failed", document_id=document_id, error=error)
 
     kind = ""
+    # The claim wrote stage "extract", progress 0 on the row; Celery's STARTED says the same.
+    started = time.monotonic()
+    progress_every = docflow_setting("PROGRESS_EVERY_SECONDS")
+    last_written = started
 
     def progress(stage: str, percent: int) -> None:
+        """Write the stage unless the last write is too recent for anyone to have seen it.
+
+        A skipped stage also skips the cancellation check; storing the result checks again.
+        """
+        nonlocal last_written
+        now = time.monotonic()
+        if now - last_written < progress_every:
+            return
+        last_written = now
         document_record_progress(
             document_id=document_id,
             task_id=task_id,
@@ -909,8 +922,6 @@ def document_process(
             also=on_progress,
         )
 
-    # The claim wrote stage "extract", progress 0 on the row; Celery's STARTED says the same.
-    started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
             path = _local_copy(document, Path(workdir))
@@ -963,12 +974,9 @@ def _store_result(
     """
     meta = result.metadata
     with durable():
-        if not _owned(document.pk, task_id).select_for_update().exists():
-            raise DocumentCancelled
-        Chunk.objects.filter(document_id=document.pk).delete()
-        insert_chunks(document.pk, result.chunks, search_config=SEARCH_CONFIG)
-        now = timezone.now()
-        Document.objects.filter(pk=document.pk).update(
+        # The conditional UPDATE both checks ownership and takes the row lock, one statement
+        # where a SELECT … FOR UPDATE and an UPDATE would be two.
+        finished = _owned(document.pk, task_id).update(
             status=DocumentStatus.DONE,
             stage="done",
             progress=100,
@@ -986,7 +994,11 @@ def _store_result(
             text_length=result.text_length,
             chunk_count=len(result.chunks),
             embedding_model=result.embedding_model,
-            finished_at=now,
+            finished_at=timezone.now(),
             processing_seconds=round(time.monotonic() - started, 3),
         )
+        if not finished:
+            raise DocumentCancelled
+        Chunk.objects.filter(document_id=document.pk).delete()
+        insert_chunks(document.pk, result.chunks, search_config=SEARCH_CONFIG)
     return len(result.chunks)

@@ -193,7 +193,54 @@ def test_same_content_for_another_agent_is_processed(agent, pdf_file, media_root
     assert process(second).status == "done"
 
 
-def test_cancelled_while_processing_stops_without_chunks(agent, pdf_file, media_root):
+def every_stage_written(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DOCFLOW = {**settings.DOCFLOW, "PROGRESS_EVERY_SECONDS": 0}
+
+
+def test_every_stage_is_written_for_a_document_that_takes_its_time(
+    agent, pdf_file, media_root, settings
+):
+    every_stage_written(settings)
+    document = queued(agent, pdf_file)
+    seen: list[tuple[str, int, str, int]] = []
+
+    def read_the_row(stage: str, progress: int) -> None:
+        row = Document.objects.get(pk=document.pk)
+        seen.append((stage, progress, row.stage, row.progress))
+
+    services.document_process(
+        document_id=document.pk, task_id=document.task_id, on_progress=read_the_row
+    )
+
+    assert seen == [
+        ("chunk", 20, "chunk", 20),
+        ("embed", 50, "embed", 50),
+        ("index", 80, "index", 80),
+    ]
+
+
+def test_a_quick_document_skips_the_stages_nobody_could_see(
+    agent, pdf_file, media_root, settings, django_assert_max_num_queries
+):
+    settings.DOCFLOW = {**settings.DOCFLOW, "PROGRESS_EVERY_SECONDS": 60}
+    document = queued(agent, pdf_file)
+    reported: list[str] = []
+
+    with django_assert_max_num_queries(12):
+        outcome = services.document_process(
+            document_id=document.pk,
+            task_id=document.task_id,
+            on_progress=lambda stage, progress: reported.append(stage),
+        )
+
+    document.refresh_from_db()
+    assert outcome.status == "done"
+    assert reported == []
+    assert (document.stage, document.progress) == ("done", 100)
+
+
+def test_cancelled_while_processing_stops_without_chunks(agent, pdf_file, media_root, settings):
+    every_stage_written(settings)
     document = queued(agent, pdf_file)
 
     def cancel_midway(stage: str, progress: int) -> None:
