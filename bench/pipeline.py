@@ -31,13 +31,15 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 
-def bench_database_url() -> str:
+
+def bench_database_url(suffix: str = "_bench") -> str:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("DATABASE_URL must point at PostgreSQL (e.g. make bench)")
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_bench"))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
 
 
 def create_database(url: str) -> None:
@@ -51,10 +53,10 @@ def create_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def prepare_bench(prefix: str) -> tuple[dict[str, str], Path]:
-    """A fresh `<name>_bench` database (migrated), a flushed Redis database, a work folder, and
-    the environment a worker subprocess needs; Django is set up in this process."""
-    database_url = bench_database_url()
+def prepare_bench(prefix: str, suffix: str = "_bench") -> tuple[dict[str, str], Path]:
+    """A fresh `<name><suffix>` database (migrated), a flushed Redis database, a work folder,
+    and the environment a worker subprocess needs; Django is set up in this process."""
+    database_url = bench_database_url(suffix)
     broker_url = os.environ.get("CELERY_BROKER_URL", "")
     if not broker_url.startswith("redis"):
         sys.exit("CELERY_BROKER_URL must point at Redis (e.g. make bench)")
@@ -98,12 +100,23 @@ def _bare_one(path: str) -> int:
 
 def bare_throughput(paths: list[Path], processes: int) -> dict[str, float]:
     context = multiprocessing.get_context("fork")
+    before = os.times()
     with context.Pool(processes) as pool:
         pool.map(_bare_one, [str(paths[0])] * processes)  # warm every process, like a worker
         started = time.perf_counter()
         chunks = sum(pool.map(_bare_one, [str(p) for p in paths], chunksize=1))
         elapsed = time.perf_counter() - started
-    return {"seconds": elapsed, "docs_per_second": len(paths) / elapsed, "chunks": chunks}
+    pool.join()  # reaped: their CPU time is now this process's children's
+    after = os.times()
+    cpu = (after.children_user + after.children_system) - (
+        before.children_user + before.children_system
+    )
+    return {
+        "seconds": elapsed,
+        "docs_per_second": len(paths) / elapsed,
+        "chunks": chunks,
+        "cpu_ms_per_document": round(cpu / (len(paths) + processes) * 1000, 2),
+    }
 
 
 def start_worker(env: dict[str, str], processes: int, queues: str) -> subprocess.Popen[bytes]:
@@ -171,6 +184,7 @@ def system_throughput(paths: list[Path], processes: int, env: dict[str, str]) ->
     _wait_done(warm_batch, len(warm))
 
     batch = uuid.uuid4()
+    cpu_before = cpu_seconds(worker.pid)
     started_wall = time.time()
     services.documents_register(
         agent=agent,
@@ -179,6 +193,7 @@ def system_throughput(paths: list[Path], processes: int, env: dict[str, str]) ->
         queue="high",
     )
     _wait_done(batch, len(paths))
+    cpu_after = cpu_seconds(worker.pid)
     stop_worker(worker)
     rows = Document.objects.filter(batch_id=batch)
     figures = rows.aggregate(
@@ -192,6 +207,11 @@ def system_throughput(paths: list[Path], processes: int, env: dict[str, str]) ->
         "chunks": figures["chunks"],
         "mean_task_seconds": figures["mean"],
         "not_done": failed,
+        # Where the CPU went: the worker (main process and children), PostgreSQL, Redis.
+        "cpu_ms_per_document": {
+            part: round((cpu_after[part] - cpu_before[part]) / len(paths) * 1000, 2)
+            for part in cpu_after
+        },
     }
 
 

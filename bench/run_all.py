@@ -44,10 +44,13 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("agents", ["agents.py", "--agents", "10000"], ["agents.py", "--agents", "1000"]),
     ("profiles", ["profiles.py", "--profiles", "20000", "--interactions", "200000"],
      ["profiles.py", "--profiles", "2000", "--interactions", "20000"]),
+    # Last and longest: 500,000 documents generated and registered, then an hour of processing.
+    ("scale", ["scale.py", "--documents", "500000", "--minutes", "60"],
+     ["scale.py", "--documents", "5000", "--minutes", "2"]),
 ]  # fmt: skip
 
-# figure name: (benchmark, path into its JSON, aim, how the aim reads)
-FIGURES: dict[str, tuple[str, tuple[str | int, ...], float, str]] = {
+# figure name: (benchmark, path into its JSON, aim, how the aim reads); no aim: reported only
+FIGURES: dict[str, tuple[str, tuple[str | int, ...], float | None, str]] = {
     "pipeline_efficiency_ratio": ("pipeline", ("efficiency_ratio",), 0.95, ">="),
     "ingest_100k_files_per_second": ("pipeline", ("ingest", "files_per_second"), 5000, ">="),
     "ingest_500k_files_per_second": ("ingest_500k", ("ingest", "files_per_second"), 5000, ">="),
@@ -60,6 +63,19 @@ FIGURES: dict[str, tuple[str, tuple[str | int, ...], float, str]] = {
         ("runs", -1, "slope_mb_per_1000_tasks", "child_rss"),
         1,
         "<",
+    ),
+    "scale_docs_per_second_2_cores_shared": ("scale", ("run", "docs_per_second"), None, ""),
+    "scale_500k_projected_hours_16_worker_cores": (
+        "scale",
+        ("projections", 1, "total_hours_with_registration"),
+        None,
+        "",
+    ),
+    "scale_500k_projected_hours_50_worker_cores": (
+        "scale",
+        ("projections", 2, "total_hours_with_registration"),
+        None,
+        "",
     ),
 }
 
@@ -102,6 +118,9 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     for name, (bench, path, aim, sense) in FIGURES.items():
         value = dig(results.get(bench), path)
         met = None
+        if aim is None:
+            summary[name] = {"value": value, "aim": None, "met": None}
+            continue
         if isinstance(value, int | float):
             met = value >= aim if sense == ">=" else value < aim
         summary[name] = {"value": value, "aim": f"{sense} {aim:g}", "met": met}
@@ -114,17 +133,51 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only these benchmarks")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="per benchmark, seconds")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other benchmarks' results already in the output file",
+    )
+    parser.add_argument(
+        "--result",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="take this benchmark's JSON from a file (a long run made on its own)",
+    )
     args = parser.parse_args()
+    names = {name for name, _, _ in BENCHES}
+    given: dict[str, Path] = {}
+    for item in args.result:
+        name, _, path = item.partition("=")
+        if name not in names or not path:
+            parser.error(f"--result wants NAME=FILE with NAME one of {sorted(names)}")
+        given[name] = Path(path)
+    # A result taken from a file joins the others already in the output, never replaces them.
+    update = args.update or bool(given)
+    to_run = [
+        (name, quick if args.quick else full)
+        for name, full, quick in BENCHES
+        if name not in given and (name in args.only if args.only else not given)
+    ]
     for variable in ("DATABASE_URL", "CELERY_BROKER_URL"):
-        if not os.environ.get(variable):
+        if to_run and not os.environ.get(variable):
             sys.exit(f"{variable} must be set (PostgreSQL and Redis, as for the tests)")
 
     results: dict[str, Any] = {}
-    for name, full, quick in BENCHES:
-        if args.only and name not in args.only:
-            continue
+    if update and args.output.exists():
+        results = json.loads(args.output.read_text())["benchmarks"]
+    for name, path in given.items():
+        when = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        results[name] = {**json.loads(path.read_text()), "bench_when": when}
+    for name, command in to_run:
         print(f"bench: {name} …", file=sys.stderr, flush=True)
-        results[name] = run(name, quick if args.quick else full, args.timeout)
+        when = datetime.now(UTC).isoformat(timespec="seconds")
+        results[name] = {
+            **run(name, command, args.timeout),
+            "bench_when": when,
+            "bench_quick": args.quick,
+        }
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,

@@ -173,9 +173,9 @@ DOCFLOW = {
     # A worker sleeps up to this long for a rate-limit slot; a longer wait sends the task back
     # to the broker with that countdown (not counted as a retry), freeing the process meanwhile.
     "RATE_LIMIT_MAX_BLOCK_SECONDS": env.float("DOCFLOW_RATE_LIMIT_MAX_BLOCK_SECONDS", default=5.0),
-    # A document's stage and progress are written at most this often while it runs: the admin
-    # polls every second or two, so a document done in half a second writes no intermediate
-    # stage (three UPDATEs per document saved at scale). 0 writes every stage.
+    # Stages a document reaches within this many seconds of starting are not written: the
+    # admin polls every second or two, so a document done in half a second writes none (three
+    # UPDATEs per document saved at scale). 0 writes every stage.
     "PROGRESS_EVERY_SECONDS": env.float("DOCFLOW_PROGRESS_EVERY_SECONDS", default=0.5),
     "FETCH_TIMEOUT_SECONDS": env.float("DOCFLOW_FETCH_TIMEOUT_SECONDS", default=20.0),
     # Off: URLs resolving to loopback, private or link-local addresses are refused (SSRF).

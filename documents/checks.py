@@ -10,15 +10,19 @@ from django.core import checks
 
 @checks.register(checks.Tags.compatibility)
 def check_visibility_timeout(**_: Any) -> list[checks.CheckMessage]:
-    """Redis redelivers unacked messages after visibility_timeout: a task still running by
-    then would run twice. Keep the timeout above the longest hard time limit."""
+    """Redis redelivers unacked messages after visibility_timeout, counted from their
+    receipt: a task still running by then would run twice. A prefetched message first waits
+    for the tasks ahead of it, so the timeout must outlast (prefetch + 1) hard time limits."""
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
     longest = max(settings.CELERY_TASK_TIME_LIMIT, settings.DOCFLOW["PROCESS_TIME_LIMIT"])
-    if visibility <= longest:
+    held = (settings.CELERY_WORKER_PREFETCH_MULTIPLIER + 1) * longest
+    if visibility <= held:
         return [
             checks.Error(
-                f"Redis visibility_timeout ({visibility}s) must exceed the longest task hard "
-                f"time limit ({longest}s), or long tasks are delivered twice.",
+                f"Redis visibility_timeout ({visibility}s) must exceed the longest time a "
+                f"message is held: the longest task hard time limit ({longest}s) times "
+                f"CELERY_WORKER_PREFETCH_MULTIPLIER + 1 ({held}s), or long tasks are "
+                "delivered twice.",
                 id="docflow.E001",
             )
         ]

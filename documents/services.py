@@ -899,21 +899,19 @@ def document_process(
         return ProcessOutcome(status="failed", document_id=document_id, error=error)
 
     kind = ""
-    # The claim wrote stage "extract", progress 0 on the row; Celery's STARTED says the same.
+    # The claim wrote stage "extract", progress 0 on the row.
     started = time.monotonic()
-    progress_every = docflow_setting("PROGRESS_EVERY_SECONDS")
-    last_written = started
+    config = _pipeline_config()
+    # Stages reached in the first moments are not written: nobody polls that fast, and a
+    # small document then costs three UPDATEs less. A remote or model provider can make any
+    # stage long, so with one every stage is written.
+    local = isinstance(config.provider(), pipeline.HashingEmbedder) and not config.summarizer
+    quiet_until = started + (docflow_setting("PROGRESS_EVERY_SECONDS") if local else 0)
 
     def progress(stage: str, percent: int) -> None:
-        """Write the stage unless the last write is too recent for anyone to have seen it.
-
-        A skipped stage also skips the cancellation check; storing the result checks again.
-        """
-        nonlocal last_written
-        now = time.monotonic()
-        if now - last_written < progress_every:
+        """A skipped stage also skips the cancellation check; storing the result checks again."""
+        if time.monotonic() < quiet_until:
             return
-        last_written = now
         document_record_progress(
             document_id=document_id,
             task_id=task_id,
@@ -938,7 +936,7 @@ def document_process(
                 path,
                 name=document.original_name,
                 kind=detected,
-                config=_pipeline_config(),
+                config=config,
                 on_progress=progress,
             )
     except pipeline.PipelineError as exc:

@@ -85,6 +85,15 @@ def test_visibility_timeout_below_a_time_limit_is_an_error(settings):
     assert error.id == "docflow.E001"
 
 
+def test_a_prefetch_that_could_outwait_the_visibility_timeout_is_an_error(settings):
+    settings.CELERY_WORKER_PREFETCH_MULTIPLIER = 20
+
+    (error,) = check_visibility_timeout()
+
+    assert error.id == "docflow.E001"
+    assert "PREFETCH" in error.msg
+
+
 def test_the_configured_visibility_timeout_passes():
     assert check_visibility_timeout() == []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from documents import samples, selectors, services
+from documents import pipeline, samples, selectors, services
 from documents.models import Agent, Chunk, Document, DocumentStatus
 
 pytestmark = pytest.mark.django_db
@@ -237,6 +237,35 @@ def test_a_quick_document_skips_the_stages_nobody_could_see(
     assert outcome.status == "done"
     assert reported == []
     assert (document.stage, document.progress) == ("done", 100)
+
+
+def test_with_a_model_provider_every_stage_is_written_at_once(
+    agent, pdf_file, media_root, settings, monkeypatch
+):
+    """A provider other than the hashing one may make any stage long: nothing is skipped."""
+    settings.DOCFLOW = {**settings.DOCFLOW, "PROGRESS_EVERY_SECONDS": 60}
+    hashing = pipeline.HashingEmbedder()
+
+    class ModelEmbedder:
+        name = "model-under-test"
+        dimensions = hashing.dimensions
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            return hashing.embed(texts)
+
+    monkeypatch.setattr(services, "embedding_provider", ModelEmbedder)
+    document = queued(agent, pdf_file)
+    reported: list[str] = []
+
+    services.document_process(
+        document_id=document.pk,
+        task_id=document.task_id,
+        on_progress=lambda stage, progress: reported.append(stage),
+    )
+
+    document.refresh_from_db()
+    assert reported == ["chunk", "embed", "index"]
+    assert document.embedding_model == "model-under-test"
 
 
 def test_cancelled_while_processing_stops_without_chunks(agent, pdf_file, media_root, settings):

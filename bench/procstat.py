@@ -1,0 +1,81 @@
+"""CPU seconds of the parts of a benchmark run, read from /proc (Linux).
+
+A worker's children are recycled and database backends come and go with their connections;
+both are counted through their parent's cutime/cstime once reaped, so a difference between
+two readings holds all the work done in between.
+"""
+
+from __future__ import annotations
+
+import os
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stream:
+        return stream.read().rpartition(")")[2].split()
+
+
+def _cpu(fields: list[str], *, reaped: bool = False) -> float:
+    """utime + stime (fields 14, 15), plus cutime + cstime of reaped children if asked."""
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def _names(pid: int) -> tuple[str, str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as stream:
+        command = stream.read().replace(b"\0", b" ").decode(errors="replace")
+    with open(f"/proc/{pid}/comm") as stream:
+        return stream.read().strip(), command
+
+
+def cpu_seconds(
+    worker_pid: int,
+    *,
+    database: str = "",
+    redis_port: int | None = None,
+    exclude: tuple[int, ...] = (),
+) -> dict[str, float]:
+    """CPU seconds used so far by the worker, PostgreSQL and Redis.
+
+    Processes that ended (recycled worker children, backends of closed connections) count
+    through their parent's cutime/cstime, so nothing drops out between samples. `database`:
+    live backends of other databases are left out (their reaped ones cannot be told apart:
+    run benchmarks on a quiet machine). `redis_port`: only that Redis server. `exclude`:
+    processes not to count, such as the benchmark's own sampling connection.
+    """
+    processes: dict[int, tuple[list[str], str, str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                processes[int(entry)] = (_stat(int(entry)), *_names(int(entry)))
+            except OSError:
+                continue
+    postgres = {pid for pid, (_, name, _) in processes.items() if name == "postgres"}
+    totals = {"worker": 0.0, "postgres": 0.0, "redis": 0.0}
+    for pid, (fields, name, command) in processes.items():
+        if pid in exclude:
+            continue
+        parent = int(fields[1])
+        if pid == worker_pid:
+            totals["worker"] += _cpu(fields, reaped=True)
+        elif parent == worker_pid:
+            totals["worker"] += _cpu(fields)
+        elif pid in postgres:
+            if parent not in postgres:  # the postmaster: it carries its reaped backends
+                totals["postgres"] += _cpu(fields, reaped=True)
+            elif not _other_database(command, database):
+                totals["postgres"] += _cpu(fields)
+        elif name == "redis-server" and (redis_port is None or f":{redis_port}" in command):
+            totals["redis"] += _cpu(fields, reaped=True)  # with its background saves
+    return totals
+
+
+def _other_database(command: str, database: str) -> bool:
+    """A backend's title is "postgres: <cluster>: <user> <database> <client> <state>"."""
+    words = command.split()
+    backend = len(words) >= 5 and ("(" in words[4] or words[4] == "[local]")
+    return bool(database) and backend and words[3] != database
