@@ -1,0 +1,90 @@
+"""The arithmetic and accounting the benchmarks' figures rest on (the runs themselves are
+`make bench`: timings are never asserted here)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from bench import procstat, run_all, scale
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+
+
+@pytest.mark.parametrize(
+    ("title", "other"),
+    [
+        ("postgres: 15/main: postgres test_docflow 127.0.0.1(39398) idle", True),
+        ("postgres: 15/main: postgres docflow_scale 127.0.0.1(39400) UPDATE", False),
+        ("postgres: 15/main: postgres docflow_scale [local] idle", False),
+        ("postgres: 15/main: checkpointer ", False),
+        ("postgres: 15/main: logical replication launcher", False),
+        ("postgres: 15/main: autovacuum worker docflow_scale", False),
+    ],
+)
+def test_only_backends_of_other_databases_are_left_out(title: str, other: bool):
+    assert procstat._other_database(title, "docflow_scale") is other
+
+
+def test_cpu_of_the_watched_process_and_its_reaped_children_is_counted():
+    before = procstat.cpu_seconds(os.getpid())["worker"]
+    child = os.fork()
+    if child == 0:  # burn CPU, then exit: only the parent's cutime remembers it
+        deadline = time.process_time() + 0.3
+        while time.process_time() < deadline:
+            pass
+        os._exit(0)
+    os.waitpid(child, 0)
+
+    after = procstat.cpu_seconds(os.getpid())["worker"]
+
+    assert after - before >= 0.25
+
+
+def sample(t: float, finished: int, worker: float, postgres: float) -> dict[str, float]:
+    return {"t": t, "finished": finished, "worker": worker, "postgres": postgres, "redis": 0.0}
+
+
+def test_rates_skip_the_warm_up_sample_and_divide_cpu_by_documents():
+    samples = [
+        sample(0, 0, 0.0, 0.0),
+        sample(15, 100, 9.0, 1.0),  # warm-up: left out
+        sample(30, 700, 39.0, 4.0),
+        sample(45, 1300, 69.0, 7.0),
+    ]
+
+    figures = scale.rates(samples, total=10_000)
+
+    assert figures["documents"] == 1200
+    assert figures["docs_per_second"] == 40.0
+    assert figures["cpu_ms_per_document"] == {"worker": 50.0, "postgres": 5.0, "redis": 0.0}
+    assert figures["whole_run_hours_here"] == round(10_000 / 40 / 3600, 2)
+
+
+def test_projections_scale_with_worker_cores_and_say_what_the_database_needs():
+    out = scale.projections(
+        {"worker": 50.0, "postgres": 5.0, "redis": 0.5}, register_seconds=36, total=500_000
+    )
+
+    by_cores = {row["worker_cores"]: row for row in out}
+    assert by_cores[2]["docs_per_second"] == 40.0
+    assert by_cores[50]["docs_per_second"] == 1000.0
+    assert by_cores[50]["postgres_cores_needed"] == 5.0
+    assert by_cores[50]["redis_thread_share"] == 0.5
+    assert by_cores[16]["total_hours_with_registration"] == round((500_000 / 320 + 36) / 3600, 2)
+
+
+def test_figures_without_an_aim_are_reported_but_not_judged():
+    results = {"scale": {"run": {"docs_per_second": 33.3}}, "search": {"figures": {"p95_ms": 120}}}
+
+    summary = run_all.figures(results)
+
+    assert summary["scale_docs_per_second_2_cores_shared"] == {
+        "value": 33.3,
+        "aim": None,
+        "met": None,
+    }
+    assert summary["search_p95_ms"]["met"] is False
+    assert summary["pipeline_efficiency_ratio"]["value"] is None
