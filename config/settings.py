@@ -188,6 +188,11 @@ DOCFLOW = {
     "RETRY_BACKOFF_MAX_SECONDS": env.float("DOCFLOW_RETRY_BACKOFF_MAX_SECONDS", default=300.0),
     # Documents per message when bulk ingest hands ids to workers to fan out.
     "ENQUEUE_BATCH_SIZE": env.int("DOCFLOW_ENQUEUE_BATCH_SIZE", default=500),
+    # Small stored files are processed this many to a task: one claim, one commit and one
+    # Celery round for all of them (Celery's own cost is about 4 ms a task). Anything unusual
+    # (a retry, a time limit, a redelivery) hands the rest to one task each. 1 turns it off.
+    "PROCESS_BATCH_SIZE": env.int("DOCFLOW_PROCESS_BATCH_SIZE", default=10),
+    "PROCESS_BATCH_MAX_BYTES": env.int("DOCFLOW_PROCESS_BATCH_MAX_BYTES", default=1024 * 1024),
     # Agent imports: the largest file, and the server folders a row may name documents from
     # (empty: server-side paths are refused).
     "IMPORT_MAX_BYTES": env.int("DOCFLOW_IMPORT_MAX_BYTES", default=10 * 1024 * 1024),
@@ -248,6 +253,7 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ("high", "medium", "low", "schedul
 CELERY_TASK_DEFAULT_QUEUE = "medium"
 CELERY_TASK_ROUTES = {
     "documents.tasks.document_process_task": {"queue": "high"},
+    "documents.tasks.documents_process_batch_task": {"queue": "high"},
     "documents.tasks.documents_fan_out_task": {"queue": "low"},
     "documents.tasks.documents_requeue_stuck_task": {"queue": "scheduled"},
     "documents.tasks.agent_import_task": {"queue": "low"},

@@ -83,11 +83,20 @@ def insert_documents(rows: list[dict[str, Any]]) -> list[int]:
 
 
 def insert_chunks(document_id: int, chunks: Sequence[ChunkResult], *, search_config: str) -> None:
-    """Insert a document's chunks in one statement, the tsvector computed by PostgreSQL.
+    """Insert one document's chunks (see insert_chunks_of)."""
+    insert_chunks_of([(document_id, chunks)], search_config=search_config)
+
+
+def insert_chunks_of(
+    documents: Sequence[tuple[int, Sequence[ChunkResult]]], *, search_config: str
+) -> None:
+    """Insert the chunks of several documents in one statement, the tsvector computed by
+    PostgreSQL.
 
     Arrays in, `unnest` out: one round trip, the text sent once, and no per-row expression for
     Django to compile (which cost more than the pipeline on long documents).
     """
+    rows = [(document_id, chunk) for document_id, chunks in documents for chunk in chunks]
     if connection.vendor != "postgresql":
         Chunk.objects.bulk_create(
             [
@@ -101,32 +110,33 @@ def insert_chunks(document_id: int, chunks: Sequence[ChunkResult], *, search_con
                     keywords=chunk.keywords,
                     embedding=chunk.embedding,
                 )
-                for chunk in chunks
+                for document_id, chunk in rows
             ],
             batch_size=500,
         )
         return
-    if not chunks:
+    if not rows:
         return
     with connection.cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO documents_chunk (document_id, ordinal, text, page_start, page_end, size,
                                          keywords, embedding, search_vector)
-            SELECT %s, c.ordinal, c.text, c.page_start, c.page_end, length(c.text),
+            SELECT c.document_id, c.ordinal, c.text, c.page_start, c.page_end, length(c.text),
                    c.keywords::jsonb, c.embedding, to_tsvector(%s::regconfig, c.text)
-            FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::text[], %s::bytea[])
-                 AS c(ordinal, text, page_start, page_end, keywords, embedding)
+            FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::int[], %s::text[],
+                        %s::bytea[])
+                 AS c(document_id, ordinal, text, page_start, page_end, keywords, embedding)
             """,
             [
-                document_id,
                 search_config,
-                [chunk.ordinal for chunk in chunks],
-                [chunk.text for chunk in chunks],
-                [chunk.page_start for chunk in chunks],
-                [chunk.page_end for chunk in chunks],
-                [json.dumps(chunk.keywords) for chunk in chunks],
-                [chunk.embedding for chunk in chunks],
+                [document_id for document_id, _ in rows],
+                [chunk.ordinal for _, chunk in rows],
+                [chunk.text for _, chunk in rows],
+                [chunk.page_start for _, chunk in rows],
+                [chunk.page_end for _, chunk in rows],
+                [json.dumps(chunk.keywords) for _, chunk in rows],
+                [chunk.embedding for _, chunk in rows],
             ],
         )
 

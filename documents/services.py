@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import CharField, Count, F, Q, Value
 from django.db.models.functions import Cast, Concat, Now
 from django.utils import timezone
@@ -42,7 +42,7 @@ from documents.archives import (
     SourceTooLarge,
     iter_archive,
 )
-from documents.bulk import insert_chunks, insert_documents, store_content
+from documents.bulk import insert_chunks, insert_chunks_of, insert_documents, store_content
 from documents.models import (
     Agent,
     Chunk,
@@ -258,23 +258,72 @@ def _publish_now(pairs: list[tuple[int, str]], *, queue: str) -> None:
 
 
 def documents_publish(pairs: list[tuple[int, str]], *, queue: str) -> int:
-    """Send document_process_task for each (document id, task id); used by the fan-out task.
+    """Send the processing messages for (document id, task id) pairs; used by the fan-out task.
 
-    Publishing the same pair twice is harmless: the task id must match the row to be claimed.
+    Small stored files on their first try share a documents_process_batch_task; the others get
+    a document_process_task each. Publishing the same pair twice is harmless: the task id must
+    match the row to be claimed.
     """
-    from documents.tasks import document_process_task
+    from documents.tasks import document_process_task, documents_process_batch_task
 
     app = document_process_task.app
     if app.conf.task_always_eager:
         for document_id, task_id in pairs:
             document_process_task.apply_async(args=[document_id], task_id=task_id, queue=queue)
         return len(pairs)
+    batchable = _batchable_ids([document_id for document_id, _ in pairs])
+    batches = list(_batched((p for p in pairs if p[0] in batchable), _batch_size()))
+    singles = [p for p in pairs if p[0] not in batchable]
+    if batches and len(batches[-1]) == 1:
+        singles.extend(batches.pop())
     with app.producer_or_acquire() as producer:
-        for document_id, task_id in pairs:
-            document_process_task.apply_async(
-                args=[document_id], task_id=task_id, queue=queue, producer=producer
+        for batch in batches:
+            documents_process_batch_task.apply_async(
+                args=[batch, queue],
+                queue=queue,
+                producer=producer,
+                argsrepr=f"[<{len(batch)} documents from {batch[0][0]}>, {queue!r}]",
             )
+        _publish_each(singles, queue=queue, producer=producer)
     return len(pairs)
+
+
+def _publish_each(pairs: list[tuple[int, str]], *, queue: str, producer: Any) -> None:
+    from documents.tasks import document_process_task
+
+    for document_id, task_id in pairs:
+        document_process_task.apply_async(
+            args=[document_id], task_id=task_id, queue=queue, producer=producer
+        )
+
+
+def _batch_size() -> int:
+    return max(1, docflow_setting("PROCESS_BATCH_SIZE"))
+
+
+def _batchable_ids(ids: list[int]) -> set[int]:
+    """The documents that may share a task: stored files up to PROCESS_BATCH_MAX_BYTES, never
+    tried before, with the local default pipeline.
+
+    A model or remote provider can make any document slow or throttled and a fetched page waits
+    on the network, so those keep a task each; so does anything tried before, so that a file
+    that kills its worker cannot take its batch mates down with it a second time.
+    """
+    if (
+        _batch_size() < 2
+        or len(ids) < 2
+        or docflow_setting("EMBEDDING_PROVIDER") != "hashing"
+        or docflow_setting("OPENAI_SUMMARY_MODEL")
+    ):
+        return set()
+    return set(
+        Document.objects.filter(
+            pk__in=ids,
+            file__gt="",
+            attempts=0,
+            size_bytes__lte=docflow_setting("PROCESS_BATCH_MAX_BYTES"),
+        ).values_list("pk", flat=True)
+    )
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -908,18 +957,7 @@ def document_process(
     local = isinstance(config.provider(), pipeline.HashingEmbedder) and not config.summarizer
     quiet_until = started + (docflow_setting("PROGRESS_EVERY_SECONDS") if local else 0)
 
-    def progress(stage: str, percent: int) -> None:
-        """A skipped stage also skips the cancellation check; storing the result checks again."""
-        if time.monotonic() < quiet_until:
-            return
-        document_record_progress(
-            document_id=document_id,
-            task_id=task_id,
-            stage=stage,
-            progress=percent,
-            also=on_progress,
-        )
-
+    progress = _progress_writer(document_id, task_id, quiet_until, on_progress)
     try:
         with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
             path = _local_copy(document, Path(workdir))
@@ -949,16 +987,70 @@ def document_process(
     return ProcessOutcome(status="done", document_id=document_id, chunks=chunks)
 
 
+def _progress_writer(
+    document_id: int, task_id: str, quiet_until: float, also: Callable[[str, int], None]
+) -> Callable[[str, int], None]:
+    def progress(stage: str, percent: int) -> None:
+        """A skipped stage also skips the cancellation check; storing the result checks again."""
+        if time.monotonic() < quiet_until:
+            return
+        document_record_progress(
+            document_id=document_id, task_id=task_id, stage=stage, progress=percent, also=also
+        )
+
+    return progress
+
+
+def _duplicate_fields(original_id: int) -> dict[str, Any]:
+    return {
+        "status": DocumentStatus.DUPLICATE,
+        "stage": "duplicate",
+        "progress": 100,
+        "duplicate_of_id": original_id,
+        "error": "",
+        "finished_at": timezone.now(),
+    }
+
+
+def _failed_fields(error: str, code: str, kind: str) -> dict[str, Any]:
+    return {
+        "status": DocumentStatus.FAILED,
+        "stage": "failed",
+        "error": error,
+        "error_code": code,
+        "kind": kind,
+        "finished_at": timezone.now(),
+    }
+
+
+def _done_fields(result: pipeline.PipelineResult, seconds: float) -> dict[str, Any]:
+    meta = result.metadata
+    return {
+        "status": DocumentStatus.DONE,
+        "stage": "done",
+        "progress": 100,
+        "error": "",
+        "error_code": "",
+        "kind": str(result.kind),
+        "page_count": meta.page_count,
+        "title": meta.title[:500],
+        "author": meta.author[:500],
+        "language": meta.language[:16],
+        "authored_at": meta.created_at,
+        "modified_at": meta.modified_at,
+        "keywords": result.keywords,
+        "summary": result.summary,
+        "text_length": result.text_length,
+        "chunk_count": len(result.chunks),
+        "embedding_model": result.embedding_model,
+        "finished_at": timezone.now(),
+        "processing_seconds": seconds,
+    }
+
+
 def _mark_duplicate(document: Document, *, task_id: str, original_id: int) -> ProcessOutcome:
     with durable():
-        _owned(document.pk, task_id).update(
-            status=DocumentStatus.DUPLICATE,
-            stage="duplicate",
-            progress=100,
-            duplicate_of_id=original_id,
-            error="",
-            finished_at=timezone.now(),
-        )
+        _owned(document.pk, task_id).update(**_duplicate_fields(original_id))
     return ProcessOutcome(status="duplicate", document_id=document.pk)
 
 
@@ -970,33 +1062,249 @@ def _store_result(
     The row lock serialises two deliveries of the same message, so the second one replaces the
     first one's chunks instead of colliding with them.
     """
-    meta = result.metadata
     with durable():
         # The conditional UPDATE both checks ownership and takes the row lock, one statement
         # where a SELECT … FOR UPDATE and an UPDATE would be two.
-        finished = _owned(document.pk, task_id).update(
-            status=DocumentStatus.DONE,
-            stage="done",
-            progress=100,
-            error="",
-            error_code="",
-            kind=str(result.kind),
-            page_count=meta.page_count,
-            title=meta.title[:500],
-            author=meta.author[:500],
-            language=meta.language[:16],
-            authored_at=meta.created_at,
-            modified_at=meta.modified_at,
-            keywords=result.keywords,
-            summary=result.summary,
-            text_length=result.text_length,
-            chunk_count=len(result.chunks),
-            embedding_model=result.embedding_model,
-            finished_at=timezone.now(),
-            processing_seconds=round(time.monotonic() - started, 3),
-        )
-        if not finished:
+        seconds = round(time.monotonic() - started, 3)
+        if not _owned(document.pk, task_id).update(**_done_fields(result, seconds)):
             raise DocumentCancelled
         Chunk.objects.filter(document_id=document.pk).delete()
         insert_chunks(document.pk, result.chunks, search_config=SEARCH_CONFIG)
     return len(result.chunks)
+
+
+# --- Processing small documents several to a task (documents_process_batch_task) -------------
+
+
+@dataclass
+class _Processed:
+    """One document of a batch, processed and not yet stored."""
+
+    document: Document
+    task_id: str
+    result: pipeline.PipelineResult | None = None
+    seconds: float = 0.0
+    duplicate_of: int | None = None
+    failure: tuple[str, str, str] | None = None  # error, code, kind
+    cancelled: bool = False
+
+
+@dataclass
+class BatchOutcome:
+    documents: list[ProcessOutcome] = field(default_factory=list)
+    handed_over: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "documents": [outcome.as_dict() for outcome in self.documents],
+            "handed_over": self.handed_over,
+        }
+
+
+def documents_process_batch(
+    *, pairs: list[tuple[int, str]], queue: str, redelivered: bool = False
+) -> BatchOutcome:
+    """Process small documents one after another and store all their outcomes in one
+    transaction: one claim, one commit and one Celery task for the lot.
+
+    This is only the fast path. A message delivered again (its worker died, perhaps because
+    of one of these files), a transient error, a time limit or a bug hands every document not
+    yet finished to a document_process_task of its own, which has the retries, the attempt
+    count and the time limit for one document.
+    """
+    outcome = BatchOutcome()
+    if redelivered:
+        outcome.handed_over = _hand_over(pairs, queue=queue, uncounted=set())
+        return outcome
+    task_ids = dict(pairs)
+    pending = _claim_batch(pairs)
+    processed: list[_Processed] = []
+    try:
+        config = _pipeline_config()
+        originals = _originals_of(pending)
+        with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
+            while pending:
+                document = pending[0]
+                processed.append(
+                    _process_in_batch(
+                        document,
+                        task_ids[document.pk],
+                        config=config,
+                        original_id=originals.get(document.pk),
+                        workdir=Path(workdir),
+                    )
+                )
+                pending.pop(0)
+    except Exception:  # the time limit, a transient error or a bug: one task each from here
+        logger.warning(
+            "batch stopped at document %s; %d documents go on one task each",
+            pending[0].pk,
+            len(pending),
+            exc_info=True,
+        )
+    try:
+        outcome.documents = _store_batch(processed)
+    except DatabaseError:
+        logger.warning("could not store a batch; its documents go on one task each", exc_info=True)
+        pending = [item.document for item in processed] + pending
+    if pending:
+        # The document that stopped the batch had its attempt; the rest never started.
+        uncounted = {document.pk for document in pending[1:]}
+        outcome.handed_over = _hand_over(
+            [(document.pk, task_ids[document.pk]) for document in pending],
+            queue=queue,
+            uncounted=uncounted,
+        )
+    return outcome
+
+
+def _claim_batch(pairs: list[tuple[int, str]]) -> list[Document]:
+    """Claim the rows still queued under their pair's task id, in id order.
+
+    Rows another copy of this message is claiming are locked, and skipped: that copy gets them.
+    """
+    task_ids = dict(pairs)
+    with transaction.atomic():
+        rows = [
+            document
+            for document in Document.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=task_ids, task_id__in=task_ids.values(), status=DocumentStatus.QUEUED)
+            .order_by("pk")
+            if document.task_id == task_ids[document.pk]
+        ]
+        if rows:
+            Document.objects.filter(pk__in=[document.pk for document in rows]).update(
+                status=DocumentStatus.PROCESSING,
+                stage="extract",
+                progress=0,
+                started_at=Now(),
+                attempts=F("attempts") + 1,
+            )
+    for document in rows:
+        document.status = DocumentStatus.PROCESSING
+        document.attempts += 1
+    return rows
+
+
+def _originals_of(documents: list[Document]) -> dict[int, int]:
+    """_original_of for several documents in one query: {document id: earlier copy's id}."""
+    hashes = {document.sha256 for document in documents if document.sha256}
+    if not hashes:
+        return {}
+    earliest: dict[tuple[int, str], int] = {}
+    candidates = (
+        Document.objects.filter(
+            agent_id__in={document.agent_id for document in documents},
+            sha256__in=hashes,
+            pk__lt=max(document.pk for document in documents),
+            duplicate_of__isnull=True,
+        )
+        .exclude(status__in=NOT_ORIGINALS)
+        .values_list("agent_id", "sha256", "pk")
+    )
+    for agent_id, sha256, pk in candidates:
+        key = (agent_id, sha256)
+        earliest[key] = min(pk, earliest.get(key, pk))
+    originals = {}
+    for document in documents:
+        first = earliest.get((document.agent_id, document.sha256))
+        if first is not None and first < document.pk:
+            originals[document.pk] = first
+    return originals
+
+
+def _process_in_batch(
+    document: Document,
+    task_id: str,
+    *,
+    config: pipeline.PipelineConfig,
+    original_id: int | None,
+    workdir: Path,
+) -> _Processed:
+    if original_id is not None:
+        return _Processed(document, task_id, duplicate_of=original_id)
+    started = time.monotonic()
+    progress = _progress_writer(
+        document.pk,
+        task_id,
+        started + docflow_setting("PROGRESS_EVERY_SECONDS"),
+        lambda stage, percent: None,
+    )
+    kind = ""
+    try:
+        path = _local_copy(document, workdir)
+        detected = pipeline.detect_kind(path, document.original_name)
+        kind = str(detected)
+        result = pipeline.run_pipeline(
+            path, name=document.original_name, kind=detected, config=config, on_progress=progress
+        )
+    except pipeline.PipelineError as exc:
+        return _Processed(document, task_id, failure=(str(exc), exc.code, kind))
+    except DocumentCancelled:
+        return _Processed(document, task_id, cancelled=True)
+    seconds = round(time.monotonic() - started, 3)
+    return _Processed(document, task_id, result=result, seconds=seconds)
+
+
+def _store_batch(processed: list[_Processed]) -> list[ProcessOutcome]:
+    """Every outcome of a batch in one transaction; each row only if it is still ours."""
+    outcomes: list[ProcessOutcome] = []
+    stored: list[tuple[int, list[pipeline.ChunkResult]]] = []
+    with durable():
+        for item in processed:
+            pk = item.document.pk
+            if item.cancelled:
+                outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
+                continue
+            if item.result is not None:
+                status, fields = "done", _done_fields(item.result, item.seconds)
+            elif item.duplicate_of is not None:
+                status, fields = "duplicate", _duplicate_fields(item.duplicate_of)
+            else:
+                assert item.failure is not None  # noqa: S101  (the three kinds of _Processed)
+                status, fields = "failed", _failed_fields(*item.failure)
+            if not _owned(pk, item.task_id).update(**fields):
+                outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
+                continue
+            if item.result is not None:
+                stored.append((pk, item.result.chunks))
+            outcomes.append(
+                ProcessOutcome(
+                    status=status,
+                    document_id=pk,
+                    chunks=len(item.result.chunks) if item.result else 0,
+                    error=item.failure[0] if item.failure else "",
+                )
+            )
+        if stored:
+            # Chunks of an earlier run of a reprocessed document are replaced (invariant 4).
+            Chunk.objects.filter(document_id__in=[pk for pk, _ in stored]).delete()
+            insert_chunks_of(stored, search_config=SEARCH_CONFIG)
+    return outcomes
+
+
+def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncounted: set[int]) -> list[int]:
+    """Back to queued under the same task ids, then a document_process_task each.
+
+    The rows say queued first, so a publish that fails leaves them to the reconciler.
+    `uncounted` never started here: their claim is not counted as an attempt.
+    """
+    from documents.tasks import document_process_task
+
+    task_ids = dict(pairs)
+    ours = Document.objects.filter(
+        pk__in=task_ids,
+        task_id__in=task_ids.values(),
+        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
+    )
+    release = {"status": DocumentStatus.QUEUED, "stage": "queued", "queued_at": Now()}
+    with transaction.atomic():
+        ids = set(ours.select_for_update().values_list("pk", flat=True))
+        ours.filter(pk__in=uncounted, status=DocumentStatus.PROCESSING).update(
+            attempts=F("attempts") - 1, **release
+        )
+        ours.exclude(pk__in=uncounted).update(**release)
+    mine = [(document_id, task_id) for document_id, task_id in pairs if document_id in ids]
+    with document_process_task.app.producer_or_acquire() as producer:
+        _publish_each(mine, queue=queue, producer=producer)
+    return [document_id for document_id, _ in mine]

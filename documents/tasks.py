@@ -126,6 +126,28 @@ def document_process_task(self: Task, document_id: int) -> dict[str, Any]:
     return outcome.as_dict()
 
 
+@shared_task(
+    bind=True,
+    name="documents.tasks.documents_process_batch_task",
+    soft_time_limit=settings.DOCFLOW["PROCESS_SOFT_TIME_LIMIT"],
+    time_limit=settings.DOCFLOW["PROCESS_TIME_LIMIT"],
+    track_started=False,
+)
+def documents_process_batch_task(self: Task, pairs: list[list[Any]], queue: str) -> dict[str, Any]:
+    """Process several small documents, given as (document id, task id) pairs, in one task.
+
+    Celery's own cost of a task is about that of a small document's database writes; shared by
+    DOCFLOW_PROCESS_BATCH_SIZE documents it nearly vanishes. Trouble hands the documents left
+    to a document_process_task each (services.documents_process_batch).
+    """
+    delivery = self.request.delivery_info or {}
+    return services.documents_process_batch(
+        pairs=[(int(pk), str(task_id)) for pk, task_id in pairs],
+        queue=queue,
+        redelivered=bool(delivery.get("redelivered")),
+    ).as_dict()
+
+
 def _record_failure(document_id: int, task_id: str, error: str, code: str) -> None:
     try:
         services.document_fail(document_id=document_id, task_id=task_id, error=error, code=code)

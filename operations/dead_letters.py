@@ -85,6 +85,21 @@ def _replay_document(args: list[Any], kwargs: dict[str, Any]) -> str:
     return f"document {document_id}: {'queued again' if queued else 'not failed any more'}"
 
 
+def _replay_document_batch(args: list[Any], kwargs: dict[str, Any]) -> str:
+    """A batch that failed as a whole left its documents queued or processing: queue them
+    again (one task each, their attempts kept), and retry the failed ones."""
+    from documents.models import DocumentStatus
+    from documents.services import documents_enqueue
+
+    pairs = kwargs.get("pairs", args[0] if args else [])
+    queued = documents_enqueue(
+        document_ids=[int(pk) for pk, _ in pairs],
+        statuses=(DocumentStatus.QUEUED, DocumentStatus.PROCESSING, DocumentStatus.FAILED),
+        keep_attempts=True,
+    )
+    return f"{queued} of {len(pairs)} document(s) of the batch queued again"
+
+
 def _replay_report(args: list[Any], kwargs: dict[str, Any]) -> str:
     from analytics.models import UsageReport
     from analytics.services import usage_reports_request
@@ -110,6 +125,7 @@ def _replay_profiles(args: list[Any], kwargs: dict[str, Any]) -> str:
 
 REPLAYERS: dict[str, Callable[[list[Any], dict[str, Any]], str]] = {
     "documents.tasks.document_process_task": _replay_document,
+    "documents.tasks.documents_process_batch_task": _replay_document_batch,
     "analytics.tasks.usage_report_task": _replay_report,
     "profiles.tasks.profile_enrich_task": _replay_profiles,
     "profiles.tasks.profiles_enrich_batch_task": _replay_profiles,

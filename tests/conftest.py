@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -106,6 +107,25 @@ def wait_terminal(document_ids: list[int], timeout: float = 90) -> list[Document
 
     wait_for(finished, timeout=timeout)
     return list(Document.objects.filter(pk__in=document_ids).order_by("pk"))
+
+
+def document_runs(status: str) -> Counter[int]:
+    """How many task runs stored each document with `status`, alone or in a batch, read from
+    the Celery results (the witness that a document was not processed twice)."""
+    from django_celery_results.models import TaskResult
+
+    runs: Counter[int] = Counter()
+    names = [
+        "documents.tasks.document_process_task",
+        "documents.tasks.documents_process_batch_task",
+    ]
+    for result in TaskResult.objects.filter(task_name__in=names, status="SUCCESS").values_list(
+        "result", flat=True
+    ):
+        value = json.loads(result or "null")
+        outcomes = value.get("documents", [value]) if isinstance(value, dict) else []
+        runs.update(o["document_id"] for o in outcomes if o.get("status") == status)
+    return runs
 
 
 @pytest.fixture(scope="session")

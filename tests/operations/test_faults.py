@@ -11,6 +11,7 @@ and flushed without touching anything else; the workers are started and stopped 
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -26,16 +27,16 @@ import pytest
 import redis
 import requests
 from django.db import connection
-from django_celery_results.models import TaskResult
 from rest_framework.authtoken.models import Token
 
 from config.celery import app
 from documents import samples, services
+from documents.archives import SourceFile
 from documents.models import Chunk, Document, DocumentStatus
 from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task, documents_requeue_stuck_task
 from operations import broker
-from tests.conftest import WorkerProcess, upload, wait_for, wait_terminal
+from tests.conftest import WorkerProcess, document_runs, upload, wait_for, wait_terminal
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -163,8 +164,7 @@ def assert_each_processed_once(
         assert document.status == DocumentStatus.DONE, (document.error_code, document.error)
         assert attempts is None or document.attempts == attempts
         assert (document.chunk_count, ordinals) == (expected, list(range(expected)))
-    done_runs = TaskResult.objects.filter(task_name=PROCESS_TASK, result__contains='"done"')
-    assert done_runs.count() == len(documents)
+    assert document_runs("done") == {document.pk: 1 for document in documents}
     return finished
 
 
@@ -310,8 +310,7 @@ def test_a_thousand_uploads_at_once_each_processed_once(
     assert {d.status for d in finished} == {DocumentStatus.DONE}
     assert {d.attempts for d in finished} == {1}
     assert Chunk.objects.count() == sum(d.chunk_count for d in finished) >= count
-    done_runs = TaskResult.objects.filter(task_name=PROCESS_TASK, result__contains='"done"')
-    assert done_runs.count() == count
+    assert document_runs("done") == {document.pk: 1 for document in finished}
 
 
 def test_broker_restarted_empty_while_a_document_is_processing(
@@ -337,3 +336,45 @@ def test_broker_restarted_empty_while_a_document_is_processing(
 
     assert outcome.requeued == 1
     assert_each_processed_once([document], {document.pk: long_pdf}, attempts=2)
+
+
+def test_a_worker_killed_mid_batch_hands_the_batch_over_and_loses_nothing(
+    start_worker, agent, tmp_path, settings
+):
+    # Big enough for the long file to share the batch, so that the kill lands inside one.
+    settings.DOCFLOW = {**settings.DOCFLOW, "PROCESS_BATCH_MAX_BYTES": 100 * 1024 * 1024}
+    start_worker(concurrency=1)
+    long_pdf = tmp_path / "long.pdf"
+    samples.make_pdf(long_pdf, pages=1200, seed=7)
+    small = make_pdfs(tmp_path / "kb", 3)
+    paths = [small[0], long_pdf, small[1], small[2]]
+    batch = uuid.uuid4()
+    services.documents_register(
+        agent=agent,
+        sources=[SourceFile(name=path.name, path=path) for path in paths],
+        batch_id=batch,
+        queue="high",
+    )
+    documents = list(Document.objects.filter(batch_id=batch).order_by("pk"))
+    files = {document.pk: paths[index] for index, document in enumerate(documents)}
+    long_one = documents[1]
+    # Past its first half second the long document writes its stages: the batch is inside it.
+    wait_for(
+        lambda: Document.objects.get(pk=long_one.pk).stage not in ("queued", "extract"),
+        timeout=60,
+        interval=0.05,
+    )
+
+    active = app.control.inspect(timeout=1).active() or {}
+    (pid,) = [
+        task["worker_pid"]
+        for tasks in active.values()
+        for task in tasks
+        if task["name"] == "documents.tasks.documents_process_batch_task"
+    ]
+    os.kill(pid, signal.SIGKILL)
+
+    # Delivered again, the batch hands each document to a task of its own: the claim of the
+    # killed batch counts as one attempt for each of them.
+    finished = assert_each_processed_once(documents, files, attempts=2)
+    assert [d.task_id for d in finished] == [d.task_id for d in documents]

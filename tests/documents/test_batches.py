@@ -1,0 +1,220 @@
+"""Small documents several to a task: grouping at publish time, the batch's outcomes, and the
+hand-over to one task each when anything goes wrong (in-process, on PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from documents import pipeline, samples, services
+from documents.models import Agent, Chunk, Document, DocumentStatus
+from documents.pipeline import run_pipeline
+from documents.tasks import document_process_task, documents_process_batch_task
+
+pytestmark = pytest.mark.django_db
+
+
+def queued(agent: Agent, path: Path, name: str | None = None) -> Document:
+    """Queued under a task id, its message not sent (this test never commits)."""
+    document = services.document_create_from_upload(
+        agent=agent,
+        upload=SimpleUploadedFile(name or path.name, path.read_bytes()),
+        original_name=name or path.name,
+    )
+    document.refresh_from_db()
+    assert document.status == DocumentStatus.QUEUED
+    return document
+
+
+def pdfs(folder: Path, count: int) -> list[Path]:
+    paths = [folder / f"doc-{index}.pdf" for index in range(count)]
+    for index, path in enumerate(paths):
+        samples.make_pdf(path, pages=2, seed=index + 1, title=f"Document {index}")
+    return paths
+
+
+@pytest.fixture
+def sent():
+    """The messages documents_publish sends: ("batch", [(id, task id), …]) or ("single", …)."""
+    messages: list[tuple[str, object]] = []
+    batch = mock.patch.object(
+        documents_process_batch_task,
+        "apply_async",
+        side_effect=lambda args, **kw: messages.append(("batch", [tuple(p) for p in args[0]])),
+    )
+    single = mock.patch.object(
+        document_process_task,
+        "apply_async",
+        side_effect=lambda args, task_id, **kw: messages.append(("single", (args[0], task_id))),
+    )
+    with batch, single:
+        yield messages
+
+
+def pair(document: Document) -> tuple[int, str]:
+    return (document.pk, document.task_id)
+
+
+def test_small_first_tries_share_tasks_and_the_rest_go_alone(
+    agent, media_root, tmp_path, settings, sent
+):
+    settings.DOCFLOW = {**settings.DOCFLOW, "PROCESS_BATCH_SIZE": 2}
+    small = [queued(agent, path) for path in pdfs(tmp_path, 5)]
+    tried_before, big = small[3], small[4]
+    Document.objects.filter(pk=tried_before.pk).update(attempts=1)
+    Document.objects.filter(pk=big.pk).update(
+        size_bytes=settings.DOCFLOW["PROCESS_BATCH_MAX_BYTES"] + 1
+    )
+    page = Document.objects.create(agent=agent, source_url="https://example.com/a")
+    page.refresh_from_db()
+    documents = [*small, page]
+
+    services.documents_publish([pair(d) for d in documents], queue="low")
+
+    assert sent == [
+        ("batch", [pair(small[0]), pair(small[1])]),
+        ("single", pair(tried_before)),
+        ("single", pair(big)),
+        ("single", pair(page)),
+        # The third small one would be alone in its batch: it goes as a task of its own.
+        ("single", pair(small[2])),
+    ]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"PROCESS_BATCH_SIZE": 1}, {"EMBEDDING_PROVIDER": "openai"}, {"OPENAI_SUMMARY_MODEL": "m"}],
+)
+def test_no_batches_when_turned_off_or_with_a_model_provider(
+    agent, media_root, tmp_path, settings, sent, setting
+):
+    settings.DOCFLOW = {**settings.DOCFLOW, **setting}
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 3)]
+
+    services.documents_publish([pair(d) for d in documents], queue="high")
+
+    assert sent == [("single", pair(d)) for d in documents]
+
+
+def test_a_batch_records_each_outcome_and_a_second_run_changes_nothing(
+    agent, media_root, tmp_path, sent
+):
+    good, other = pdfs(tmp_path, 2)
+    corrupt = tmp_path / "broken.pdf"
+    samples.make_corrupt_pdf(corrupt)
+    first = queued(agent, good)
+    copy = queued(agent, good, name="copy.pdf")
+    broken = queued(agent, corrupt)
+    cancelled = queued(agent, other)
+    services.documents_cancel(document_ids=[cancelled.pk])
+    pairs = [pair(d) for d in (first, copy, broken, cancelled)]
+
+    outcome = services.documents_process_batch(pairs=pairs, queue="high")
+
+    assert [(o.document_id, o.status) for o in outcome.documents] == [
+        (first.pk, "done"),
+        (copy.pk, "duplicate"),
+        (broken.pk, "failed"),
+    ]
+    assert outcome.handed_over == []
+    rows = {d.pk: d for d in Document.objects.filter(pk__in=[p for p, _ in pairs])}
+    expected = len(run_pipeline(good).chunks)
+    assert (rows[first.pk].status, rows[first.pk].attempts) == (DocumentStatus.DONE, 1)
+    assert (rows[first.pk].chunk_count, rows[first.pk].kind) == (expected, "pdf")
+    assert rows[first.pk].processing_seconds is not None
+    assert sorted(Chunk.objects.filter(document=first).values_list("ordinal", flat=True)) == list(
+        range(expected)
+    )
+    assert (rows[copy.pk].status, rows[copy.pk].duplicate_of_id) == ("duplicate", first.pk)
+    assert (rows[broken.pk].status, rows[broken.pk].error_code) == ("failed", "corrupt")
+    assert rows[broken.pk].error
+    assert rows[cancelled.pk].status == DocumentStatus.CANCELLED
+    assert sent == []
+
+    again = services.documents_process_batch(pairs=pairs, queue="high")
+
+    assert (again.documents, again.handed_over) == ([], [])
+    assert Chunk.objects.filter(document=first).count() == expected
+    assert Document.objects.get(pk=first.pk).attempts == 1
+
+
+def test_a_reprocessed_document_gets_its_chunks_replaced(agent, media_root, tmp_path, sent):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 2)]
+    services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
+    before = {
+        d.pk: d.chunk_count for d in Document.objects.filter(pk__in=[d.pk for d in documents])
+    }
+
+    services.documents_reprocess(document_ids=[d.pk for d in documents])
+    again = list(Document.objects.filter(pk__in=[d.pk for d in documents]).order_by("pk"))
+    services.documents_process_batch(pairs=[pair(d) for d in again], queue="high")
+
+    for document in again:
+        ordinals = list(Chunk.objects.filter(document=document).values_list("ordinal", flat=True))
+        assert sorted(ordinals) == list(range(before[document.pk]))
+
+
+def test_a_transient_error_hands_the_rest_over_one_task_each(agent, media_root, tmp_path, sent):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 3)]
+    real = pipeline.run_pipeline
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise pipeline.TransientPipelineError("provider unavailable")
+        return real(*args, **kwargs)
+
+    with mock.patch.object(pipeline, "run_pipeline", side_effect=second_fails):
+        outcome = services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
+
+    done, stopped, never_started = (Document.objects.get(pk=d.pk) for d in documents)
+    assert [(o.document_id, o.status) for o in outcome.documents] == [(done.pk, "done")]
+    assert outcome.handed_over == [stopped.pk, never_started.pk]
+    assert (done.status, done.attempts) == (DocumentStatus.DONE, 1)
+    # The one that stopped the batch had its attempt; the one after it never started.
+    assert (stopped.status, stopped.attempts) == (DocumentStatus.QUEUED, 1)
+    assert (never_started.status, never_started.attempts) == (DocumentStatus.QUEUED, 0)
+    assert (stopped.task_id, never_started.task_id) == (documents[1].task_id, documents[2].task_id)
+    assert sent == [("single", pair(documents[1])), ("single", pair(documents[2]))]
+    assert Chunk.objects.filter(document__in=[stopped, never_started]).count() == 0
+
+    # The single task then claims and finishes it under the same task id.
+    assert services.document_process(document_id=stopped.pk, task_id=stopped.task_id).status == (
+        "done"
+    )
+
+
+def test_a_redelivered_batch_claims_nothing_and_hands_everything_over(
+    agent, media_root, tmp_path, sent
+):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 2)]
+    # As the batch left them when its worker was killed: claimed, nothing stored.
+    Document.objects.filter(pk=documents[0].pk).update(status=DocumentStatus.PROCESSING, attempts=1)
+
+    outcome = services.documents_process_batch(
+        pairs=[pair(d) for d in documents], queue="low", redelivered=True
+    )
+
+    rows = list(Document.objects.filter(pk__in=[d.pk for d in documents]).order_by("pk"))
+    assert (outcome.documents, outcome.handed_over) == ([], [d.pk for d in documents])
+    assert [(d.status, d.attempts) for d in rows] == [("queued", 1), ("queued", 0)]
+    assert sent == [("single", pair(d)) for d in documents]
+
+
+def test_a_batch_is_not_handed_over_for_documents_finished_meanwhile(
+    agent, media_root, tmp_path, sent
+):
+    finished, waiting = (queued(agent, path) for path in pdfs(tmp_path, 2))
+    services.document_process(document_id=finished.pk, task_id=finished.task_id)
+
+    outcome = services.documents_process_batch(
+        pairs=[pair(finished), pair(waiting)], queue="high", redelivered=True
+    )
+
+    assert outcome.handed_over == [waiting.pk]
+    assert sent == [("single", pair(waiting))]
+    assert Document.objects.get(pk=finished.pk).status == DocumentStatus.DONE
