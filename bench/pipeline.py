@@ -1,6 +1,6 @@
 """Pipeline benchmark: the system's throughput against the bare pipeline, and ingest speed.
 
-    python bench/pipeline.py --json [--docs 200] [--pages 5] [--processes 2]
+    python bench/pipeline.py --json [--docs 400] [--pages 5] [--processes 2]
                              [--ingest-files 100000]
 
 1. efficiency: the same generated multi-page PDFs go through
@@ -8,6 +8,11 @@
    b) the real system: registered, sent through Redis, processed by `celery worker -c N`,
       stored in PostgreSQL; timed from registration to the last `finished_at`.
    ratio = (b docs/s) / (a docs/s); the aim is 0.95 or better.
+   Measured twice: with PostgreSQL and Redis sharing the cores with the pipeline processes
+   (`shared`), and with them moved to a core of their own, the pipeline processes on the others
+   (`dedicated`: how every deployment runs, the database on its own machine). The second needs
+   the right to change those processes' CPU affinity (root, or the same user); it is skipped
+   otherwise, and on a machine with one core.
 2. ingest: `ingest_documents` registering + enqueueing N small files (no worker consuming).
 
 Needs DATABASE_URL (PostgreSQL; a separate database `<name>_bench` is created) and
@@ -17,6 +22,7 @@ CELERY_BROKER_URL (Redis; the database given is flushed). Prints one JSON object
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -25,13 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import cpu_seconds  # noqa: E402
+from bench.procstat import cpu_seconds, service_pids  # noqa: E402
 
 
 def bench_database_url(suffix: str = "_bench") -> str:
@@ -98,6 +105,72 @@ def _bare_one(path: str) -> int:
     return len(run_pipeline(Path(path)).chunks)
 
 
+@contextlib.contextmanager
+def services_on(core: int, redis_port: int) -> Iterator[None]:
+    """PostgreSQL and Redis on `core` alone while the block runs; their affinity restored after.
+
+    Backends forked meanwhile inherit the postmaster's affinity, so every one started by the
+    workers stays on that core too.
+    """
+    pids = service_pids(redis_port)
+    saved = {pid: os.sched_getaffinity(pid) for pid in pids}
+    for pid in pids:
+        os.sched_setaffinity(pid, {core})
+    try:
+        yield
+    finally:
+        everywhere = set().union(*saved.values())
+        for pid in service_pids(redis_port):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, saved.get(pid, everywhere))
+
+
+@contextlib.contextmanager
+def this_process_on(cores: set[int]) -> Iterator[None]:
+    """This process (and what it forks or starts meanwhile) on `cores`."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+def can_pin_services(redis_port: int) -> bool:
+    cores = os.sched_getaffinity(0)
+    if len(cores) < 2:
+        return False
+    try:
+        for pid in service_pids(redis_port):
+            os.sched_setaffinity(pid, os.sched_getaffinity(pid))
+    except OSError:
+        return False
+    return True
+
+
+def dedicated_efficiency(
+    paths: list[Path], env: dict[str, str], redis_port: int
+) -> dict[str, object]:
+    """The pipeline processes (bare, then the worker) on all cores but the last; PostgreSQL,
+    Redis and this process, which registers the documents as a web or ingest process would, on
+    the last, as on machines of their own."""
+    cores = sorted(os.sched_getaffinity(0))
+    service_core, pipeline_cores = cores[-1], set(cores[:-1])
+    with services_on(service_core, redis_port):
+        with this_process_on(pipeline_cores):
+            bare = bare_throughput(paths, len(pipeline_cores))
+        with this_process_on({service_core}):
+            system = system_throughput(
+                paths, len(pipeline_cores), env, agent_slug="dedicated", cores=pipeline_cores
+            )
+    return {
+        "processes": len(pipeline_cores),
+        "bare_pipeline": bare,
+        "through_celery": system,
+        "efficiency_ratio": system["docs_per_second"] / bare["docs_per_second"],
+    }
+
+
 def bare_throughput(paths: list[Path], processes: int) -> dict[str, float]:
     context = multiprocessing.get_context("fork")
     before = os.times()
@@ -119,34 +192,40 @@ def bare_throughput(paths: list[Path], processes: int) -> dict[str, float]:
     }
 
 
-def start_worker(env: dict[str, str], processes: int, queues: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: dict[str, str], processes: int, queues: str, cores: set[int] | None = None
+) -> subprocess.Popen[bytes]:
+    """`celery worker -c processes` on `queues` (on `cores` if given), once it answers a ping."""
     from config.celery import app
 
     log = open(Path(env["MEDIA_ROOT"]).parent / "worker.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(processes),
-            "-n",
-            f"bench-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    # The child inherits the affinity it is started with.
+    pinned = this_process_on(cores) if cores else contextlib.nullcontext()
+    with pinned:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(processes),
+                "-n",
+                f"bench-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 60
     while not app.control.ping(timeout=0.5):
         if time.monotonic() > deadline or worker.poll() is not None:
@@ -163,7 +242,13 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.kill()
 
 
-def system_throughput(paths: list[Path], processes: int, env: dict[str, str]) -> dict[str, float]:
+def system_throughput(
+    paths: list[Path],
+    processes: int,
+    env: dict[str, str],
+    agent_slug: str = "throughput",
+    cores: set[int] | None = None,
+) -> dict[str, float]:
     import uuid
 
     from django.db.models import Avg, Max, Sum
@@ -172,8 +257,9 @@ def system_throughput(paths: list[Path], processes: int, env: dict[str, str]) ->
     from documents.archives import SourceFile
     from documents.models import Document
 
-    agent = services.agent_get_or_create(organization_slug="bench", agent_slug="throughput")
-    worker = start_worker(env, processes, "high,low")
+    # A run per agent: the same files for another agent are not duplicates.
+    agent = services.agent_get_or_create(organization_slug="bench", agent_slug=agent_slug)
+    worker = start_worker(env, processes, "high,low", cores=cores)
     # Warm every worker process once, as the bare pool was warmed.
     warm = [
         SourceFile(name=f"warm-{i}.txt", data=f"warm up {i} ".encode() * 50)
@@ -258,7 +344,7 @@ def ingest_rate(count: int, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=200, help="0 skips the efficiency run")
+    parser.add_argument("--docs", type=int, default=400, help="0 skips the efficiency run")
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ingest-files", type=int, default=100_000, help="0 skips it")
@@ -269,11 +355,14 @@ def main() -> None:
     broker_url = env["CELERY_BROKER_URL"]
     import redis
 
-    bare = system = None
+    bare = system = dedicated = None
+    redis_port = urlsplit(broker_url).port or 6379
     if args.docs:
         corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
         bare = bare_throughput(corpus, args.processes)
         system = system_throughput(corpus, args.processes, env)
+        if can_pin_services(redis_port):
+            dedicated = dedicated_efficiency(corpus, env, redis_port)
     ingest = ingest_rate(args.ingest_files, workdir) if args.ingest_files else None
     redis.Redis.from_url(broker_url).flushdb()
 
@@ -288,6 +377,7 @@ def main() -> None:
                 "efficiency_ratio": (
                     system["docs_per_second"] / bare["docs_per_second"] if system and bare else None
                 ),
+                "dedicated_services_core": dedicated,
                 "ingest": ingest,
             },
             indent=2,

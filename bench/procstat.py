@@ -79,3 +79,20 @@ def _other_database(command: str, database: str) -> bool:
     words = command.split()
     backend = len(words) >= 5 and ("(" in words[4] or words[4] == "[local]")
     return bool(database) and backend and words[3] != database
+
+
+def service_pids(redis_port: int | None = None) -> list[int]:
+    """PostgreSQL's processes (postmaster, its helpers and backends) and the Redis server."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name, command = _names(int(entry))
+        except OSError:
+            continue
+        if name == "postgres" or (
+            name == "redis-server" and (redis_port is None or f":{redis_port}" in command)
+        ):
+            pids.append(int(entry))
+    return pids

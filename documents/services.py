@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import CharField, Count, F, Q, Value
 from django.db.models.functions import Cast, Concat, Now
 from django.utils import timezone
@@ -359,7 +359,8 @@ def documents_enqueue(
                 rows = rows.filter(status__in=list(statuses))
             if only_if is not None:
                 rows = rows.filter(only_if)
-            locked = list(rows.select_for_update().values_list("pk", flat=True))
+            # In id order, as batches lock them: two lockers never wait on each other in a ring.
+            locked = list(rows.select_for_update().order_by("pk").values_list("pk", flat=True))
             if not locked:
                 continue
             Document.objects.filter(pk__any=locked).update(
@@ -404,7 +405,9 @@ def documents_cancel(*, document_ids: Iterable[int]) -> int:
     """Cancel documents that have not finished; running tasks are told to stop."""
     ids = list(document_ids)
     with transaction.atomic():
-        unfinished = Document.objects.select_for_update().filter(pk__in=ids, status__in=UNFINISHED)
+        unfinished = Document.objects.filter(pk__in=ids, status__in=UNFINISHED)
+        # Locked in id order, as batches lock them, then read.
+        list(unfinished.select_for_update().order_by("pk").values_list("pk", flat=True))
         running = list(
             unfinished.filter(status=DocumentStatus.PROCESSING).values_list("task_id", flat=True)
         )
@@ -1109,22 +1112,29 @@ def documents_process_batch(
 
     This is only the fast path. A message delivered again (its worker died, perhaps because
     of one of these files), a transient error, a time limit or a bug hands every document not
-    yet finished to a document_process_task of its own, which has the retries, the attempt
-    count and the time limit for one document.
+    yet finished to a document_process_task of its own, under a new task id, which has the
+    retries, the attempt count and the time limit for one document. A database error while
+    claiming is raised for the task to retry: nothing was done yet.
     """
     outcome = BatchOutcome()
     if redelivered:
-        outcome.handed_over = _hand_over(pairs, queue=queue, uncounted=set())
+        # Any of them may have killed the worker: each keeps the attempt the batch counted.
+        outcome.handed_over = _hand_over(pairs, queue=queue, uncount=False)
         return outcome
     task_ids = dict(pairs)
     pending = _claim_batch(pairs)
     processed: list[_Processed] = []
+    later: list[Document] = []  # copies of a batch mate that did not finish: decided alone
     try:
         config = _pipeline_config()
         originals = _originals_of(pending)
         with tempfile.TemporaryDirectory(prefix="docflow-") as workdir:
             while pending:
                 document = pending[0]
+                original = _in_batch(processed, originals.get(document.pk))
+                if original is not None and original.result is None:
+                    later.append(pending.pop(0))
+                    continue
                 processed.append(
                     _process_in_batch(
                         document,
@@ -1137,37 +1147,41 @@ def documents_process_batch(
                 pending.pop(0)
     except Exception:  # the time limit, a transient error or a bug: one task each from here
         logger.warning(
-            "batch stopped at document %s; %d documents go on one task each",
-            pending[0].pk,
+            "a batch stopped with %d documents to go; they go on one task each",
             len(pending),
             exc_info=True,
         )
     try:
         outcome.documents = _store_batch(processed)
-    except DatabaseError:
+    except Exception:  # the database, or the time limit while storing
         logger.warning("could not store a batch; its documents go on one task each", exc_info=True)
         pending = [item.document for item in processed] + pending
+    pending += later
     if pending:
-        # The document that stopped the batch had its attempt; the rest never started.
-        uncounted = {document.pk for document in pending[1:]}
         outcome.handed_over = _hand_over(
             [(document.pk, task_ids[document.pk]) for document in pending],
             queue=queue,
-            uncounted=uncounted,
+            uncount=True,
         )
     return outcome
+
+
+def _in_batch(processed: list[_Processed], document_id: int | None) -> _Processed | None:
+    return next((item for item in processed if item.document.pk == document_id), None)
 
 
 def _claim_batch(pairs: list[tuple[int, str]]) -> list[Document]:
     """Claim the rows still queued under their pair's task id, in id order.
 
-    Rows another copy of this message is claiming are locked, and skipped: that copy gets them.
+    The rows are locked in id order; a second copy of this message waits, then finds them
+    processing and claims nothing. (FOR NO KEY UPDATE: a foreign key check on the row, as when
+    a copy of it is registered, does not block it.)
     """
     task_ids = dict(pairs)
     with transaction.atomic():
         rows = [
             document
-            for document in Document.objects.select_for_update(skip_locked=True)
+            for document in Document.objects.select_for_update(no_key=True)
             .filter(pk__in=task_ids, task_id__in=task_ids.values(), status=DocumentStatus.QUEUED)
             .order_by("pk")
             if document.task_id == task_ids[document.pk]
@@ -1283,28 +1297,54 @@ def _store_batch(processed: list[_Processed]) -> list[ProcessOutcome]:
     return outcomes
 
 
-def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncounted: set[int]) -> list[int]:
-    """Back to queued under the same task ids, then a document_process_task each.
+def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncount: bool) -> list[int]:
+    """Give the rows still under the batch's task ids a new task id each, back in `queued`,
+    then publish a document_process_task for each.
 
-    The rows say queued first, so a publish that fails leaves them to the reconciler.
-    `uncounted` never started here: their claim is not counted as an attempt.
+    New task ids, so that no copy of the batch message can touch them again. `uncount`: the
+    batch's claim is not counted as an attempt (the single task counts its own). A publish that
+    fails is recorded on the rows, as a retry that cannot be sent is for a single task.
     """
     from documents.tasks import document_process_task
 
     task_ids = dict(pairs)
-    ours = Document.objects.filter(
-        pk__in=task_ids,
-        task_id__in=task_ids.values(),
-        status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
-    )
-    release = {"status": DocumentStatus.QUEUED, "stage": "queued", "queued_at": Now()}
+    token = uuid.uuid4().hex
     with transaction.atomic():
-        ids = set(ours.select_for_update().values_list("pk", flat=True))
-        ours.filter(pk__in=uncounted, status=DocumentStatus.PROCESSING).update(
-            attempts=F("attempts") - 1, **release
+        ours = [
+            pk
+            for pk, task_id in Document.objects.select_for_update(no_key=True)
+            .filter(
+                pk__in=task_ids,
+                task_id__in=task_ids.values(),
+                status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
+            )
+            .order_by("pk")
+            .values_list("pk", "task_id")
+            if task_id == task_ids[pk]
+        ]
+        rows = Document.objects.filter(pk__in=ours)
+        if uncount:
+            rows.filter(status=DocumentStatus.PROCESSING).update(attempts=F("attempts") - 1)
+        rows.update(
+            status=DocumentStatus.QUEUED,
+            stage="queued",
+            progress=0,
+            queued_at=Now(),
+            task_id=Concat(Value(f"{token}-"), Cast("pk", CharField())),
         )
-        ours.exclude(pk__in=uncounted).update(**release)
-    mine = [(document_id, task_id) for document_id, task_id in pairs if document_id in ids]
-    with document_process_task.app.producer_or_acquire() as producer:
-        _publish_each(mine, queue=queue, producer=producer)
-    return [document_id for document_id, _ in mine]
+    fresh = [(pk, f"{token}-{pk}") for pk in ours]
+    try:
+        with document_process_task.app.producer_or_acquire() as producer:
+            _publish_each(fresh, queue=queue, producer=producer)
+    except Exception as exc:
+        logger.exception("could not hand %d documents over to their own tasks", len(fresh))
+        Document.objects.filter(
+            pk__in=ours, task_id__in=[task_id for _, task_id in fresh], status=DocumentStatus.QUEUED
+        ).update(
+            status=DocumentStatus.FAILED,
+            stage="failed",
+            error=f"Could not schedule its processing ({exc}). Retry it when the broker is back.",
+            error_code="transient",
+            finished_at=timezone.now(),
+        )
+    return ours

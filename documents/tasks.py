@@ -129,6 +129,7 @@ def document_process_task(self: Task, document_id: int) -> dict[str, Any]:
 @shared_task(
     bind=True,
     name="documents.tasks.documents_process_batch_task",
+    max_retries=MAX_RETRIES,
     soft_time_limit=settings.DOCFLOW["PROCESS_SOFT_TIME_LIMIT"],
     time_limit=settings.DOCFLOW["PROCESS_TIME_LIMIT"],
     track_started=False,
@@ -141,11 +142,19 @@ def documents_process_batch_task(self: Task, pairs: list[list[Any]], queue: str)
     to a document_process_task each (services.documents_process_batch).
     """
     delivery = self.request.delivery_info or {}
-    return services.documents_process_batch(
-        pairs=[(int(pk), str(task_id)) for pk, task_id in pairs],
-        queue=queue,
-        redelivered=bool(delivery.get("redelivered")),
-    ).as_dict()
+    try:
+        return services.documents_process_batch(
+            pairs=[(int(pk), str(task_id)) for pk, task_id in pairs],
+            queue=queue,
+            # A retry finds its documents as the failed run left them: it hands them over.
+            redelivered=bool(delivery.get("redelivered")) or self.request.retries > 0,
+        ).as_dict()
+    except TRANSIENT_ERRORS as exc:
+        # Raised only by the claim or the hand-over (the database is away): nothing is lost
+        # by trying again later.
+        if self.request.retries >= self.max_retries:
+            raise
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
 
 
 def _record_failure(document_id: int, task_id: str, error: str, code: str) -> None:

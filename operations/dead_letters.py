@@ -86,16 +86,20 @@ def _replay_document(args: list[Any], kwargs: dict[str, Any]) -> str:
 
 
 def _replay_document_batch(args: list[Any], kwargs: dict[str, Any]) -> str:
-    """A batch that failed as a whole left its documents queued or processing: queue them
-    again (one task each, their attempts kept), and retry the failed ones."""
+    """A batch that failed as a whole left its documents queued or processing under its task
+    ids: queue those again, a task each, their attempts kept. Documents that moved on since
+    (handed over, re-queued, cancelled, finished) are left alone."""
+    from django.db.models import Q
+
     from documents.models import DocumentStatus
     from documents.services import documents_enqueue
 
     pairs = kwargs.get("pairs", args[0] if args else [])
     queued = documents_enqueue(
         document_ids=[int(pk) for pk, _ in pairs],
-        statuses=(DocumentStatus.QUEUED, DocumentStatus.PROCESSING, DocumentStatus.FAILED),
+        statuses=(DocumentStatus.QUEUED, DocumentStatus.PROCESSING),
         keep_attempts=True,
+        only_if=Q(task_id__in=[str(task_id) for _, task_id in pairs]),
     )
     return f"{queued} of {len(pairs)} document(s) of the batch queued again"
 

@@ -7,7 +7,10 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
 
 from documents import pipeline, samples, services
 from documents.models import Agent, Chunk, Document, DocumentStatus
@@ -15,6 +18,9 @@ from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task, documents_process_batch_task
 
 pytestmark = pytest.mark.django_db
+publishes = pytest.mark.skipif(
+    settings.CELERY_TASK_ALWAYS_EAGER, reason="tasks run inline: nothing is published"
+)
 
 
 def queued(agent: Agent, path: Path, name: str | None = None) -> Document:
@@ -58,6 +64,7 @@ def pair(document: Document) -> tuple[int, str]:
     return (document.pk, document.task_id)
 
 
+@publishes
 def test_small_first_tries_share_tasks_and_the_rest_go_alone(
     agent, media_root, tmp_path, settings, sent
 ):
@@ -88,6 +95,7 @@ def test_small_first_tries_share_tasks_and_the_rest_go_alone(
     "setting",
     [{"PROCESS_BATCH_SIZE": 1}, {"EMBEDDING_PROVIDER": "openai"}, {"OPENAI_SUMMARY_MODEL": "m"}],
 )
+@publishes
 def test_no_batches_when_turned_off_or_with_a_model_provider(
     agent, media_root, tmp_path, settings, sent, setting
 ):
@@ -157,6 +165,15 @@ def test_a_reprocessed_document_gets_its_chunks_replaced(agent, media_root, tmp_
         assert sorted(ordinals) == list(range(before[document.pk]))
 
 
+def handed_over(documents: list[Document]) -> list[Document]:
+    """The rows after a hand-over: queued under a new task id each."""
+    rows = list(Document.objects.filter(pk__in=[d.pk for d in documents]).order_by("pk"))
+    for before, after in zip(documents, rows, strict=True):
+        assert after.status == DocumentStatus.QUEUED
+        assert after.task_id != before.task_id
+    return rows
+
+
 def test_a_transient_error_hands_the_rest_over_one_task_each(agent, media_root, tmp_path, sent):
     documents = [queued(agent, path) for path in pdfs(tmp_path, 3)]
     real = pipeline.run_pipeline
@@ -171,21 +188,73 @@ def test_a_transient_error_hands_the_rest_over_one_task_each(agent, media_root, 
     with mock.patch.object(pipeline, "run_pipeline", side_effect=second_fails):
         outcome = services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
 
-    done, stopped, never_started = (Document.objects.get(pk=d.pk) for d in documents)
+    done = Document.objects.get(pk=documents[0].pk)
+    stopped, never_started = handed_over(documents[1:])
     assert [(o.document_id, o.status) for o in outcome.documents] == [(done.pk, "done")]
     assert outcome.handed_over == [stopped.pk, never_started.pk]
     assert (done.status, done.attempts) == (DocumentStatus.DONE, 1)
-    # The one that stopped the batch had its attempt; the one after it never started.
-    assert (stopped.status, stopped.attempts) == (DocumentStatus.QUEUED, 1)
-    assert (never_started.status, never_started.attempts) == (DocumentStatus.QUEUED, 0)
-    assert (stopped.task_id, never_started.task_id) == (documents[1].task_id, documents[2].task_id)
-    assert sent == [("single", pair(documents[1])), ("single", pair(documents[2]))]
+    # Their own tasks count their own attempts.
+    assert (stopped.attempts, never_started.attempts) == (0, 0)
+    assert sent == [("single", pair(stopped)), ("single", pair(never_started))]
     assert Chunk.objects.filter(document__in=[stopped, never_started]).count() == 0
+    # The old message can no longer touch them; the new one processes each.
+    old = services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
+    assert (old.documents, old.handed_over) == ([], [])
+    outcome = services.document_process(document_id=stopped.pk, task_id=stopped.task_id)
+    assert (outcome.status, Document.objects.get(pk=stopped.pk).attempts) == ("done", 1)
 
-    # The single task then claims and finishes it under the same task id.
-    assert services.document_process(document_id=stopped.pk, task_id=stopped.task_id).status == (
-        "done"
+
+def test_a_failure_while_storing_hands_everything_over(agent, media_root, tmp_path, sent):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 2)]
+
+    with mock.patch.object(services, "_store_batch", side_effect=SoftTimeLimitExceeded()):
+        outcome = services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
+
+    rows = handed_over(documents)
+    assert (outcome.documents, outcome.handed_over) == ([], [d.pk for d in documents])
+    assert [d.attempts for d in rows] == [0, 0]
+    assert sent == [("single", pair(d)) for d in rows]
+    assert Chunk.objects.filter(document__in=rows).count() == 0
+
+
+def test_a_copy_of_a_batch_mate_that_failed_is_decided_on_its_own(
+    agent, media_root, tmp_path, sent
+):
+    (path,) = pdfs(tmp_path, 1)
+    first, copy = queued(agent, path), queued(agent, path, name="copy.pdf")
+    real = pipeline.run_pipeline
+
+    def first_is_corrupt(*args, **kwargs):
+        if kwargs["name"] == first.original_name:
+            raise pipeline.CorruptDocumentError("The file is damaged.")
+        return real(*args, **kwargs)
+
+    with mock.patch.object(pipeline, "run_pipeline", side_effect=first_is_corrupt):
+        outcome = services.documents_process_batch(pairs=[pair(first), pair(copy)], queue="high")
+
+    assert [(o.document_id, o.status) for o in outcome.documents] == [(first.pk, "failed")]
+    (copy,) = handed_over([copy])
+    # A failed earlier copy does not make it a duplicate: its own task processes it.
+    outcome = services.document_process(document_id=copy.pk, task_id=copy.task_id)
+    assert outcome.status == "done"
+    assert Document.objects.get(pk=copy.pk).duplicate_of_id is None
+
+
+def test_the_batch_task_retries_a_database_error_at_claim_by_handing_over(
+    agent, media_root, tmp_path, sent
+):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 2)]
+    claim = mock.patch.object(
+        services, "_claim_batch", side_effect=OperationalError("server closed the connection")
     )
+
+    with claim as claimed:
+        documents_process_batch_task.apply(args=[[pair(d) for d in documents], "high"])
+
+    assert claimed.call_count == 1  # the retry does not claim again: it hands them over
+    rows = handed_over(documents)
+    assert [d.attempts for d in rows] == [0, 0]
+    assert sent == [("single", pair(d)) for d in rows]
 
 
 def test_a_redelivered_batch_claims_nothing_and_hands_everything_over(
@@ -199,13 +268,14 @@ def test_a_redelivered_batch_claims_nothing_and_hands_everything_over(
         pairs=[pair(d) for d in documents], queue="low", redelivered=True
     )
 
-    rows = list(Document.objects.filter(pk__in=[d.pk for d in documents]).order_by("pk"))
+    rows = handed_over(documents)
     assert (outcome.documents, outcome.handed_over) == ([], [d.pk for d in documents])
-    assert [(d.status, d.attempts) for d in rows] == [("queued", 1), ("queued", 0)]
-    assert sent == [("single", pair(d)) for d in documents]
+    # Either may have killed the worker: the attempt counted by the batch stays.
+    assert [d.attempts for d in rows] == [1, 0]
+    assert sent == [("single", pair(d)) for d in rows]
 
 
-def test_a_batch_is_not_handed_over_for_documents_finished_meanwhile(
+def test_a_redelivered_batch_leaves_documents_finished_meanwhile_alone(
     agent, media_root, tmp_path, sent
 ):
     finished, waiting = (queued(agent, path) for path in pdfs(tmp_path, 2))
@@ -215,6 +285,23 @@ def test_a_batch_is_not_handed_over_for_documents_finished_meanwhile(
         pairs=[pair(finished), pair(waiting)], queue="high", redelivered=True
     )
 
+    (waiting,) = handed_over([waiting])
     assert outcome.handed_over == [waiting.pk]
     assert sent == [("single", pair(waiting))]
     assert Document.objects.get(pk=finished.pk).status == DocumentStatus.DONE
+
+
+def test_a_hand_over_the_broker_refuses_is_recorded_on_the_rows(agent, media_root, tmp_path):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 2)]
+    refused = mock.patch.object(
+        document_process_task, "apply_async", side_effect=ConnectionError("broker down")
+    )
+
+    with refused:
+        services.documents_process_batch(
+            pairs=[pair(d) for d in documents], queue="high", redelivered=True
+        )
+
+    rows = list(Document.objects.filter(pk__in=[d.pk for d in documents]))
+    assert {(d.status, d.error_code) for d in rows} == {("failed", "transient")}
+    assert all("broker down" in d.error for d in rows)
