@@ -62,6 +62,35 @@ def test_a_dead_document_task_is_replayed_through_the_documents_service(
     assert letter.replay_note == f"document {failed_document.pk}: queued again"
 
 
+def test_a_dead_batch_requeues_only_the_documents_still_under_its_task_ids(
+    agent, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks():
+        stuck, moved_on, finished = (
+            Document.objects.create(agent=agent, source_url=f"https://example.com/{n}")
+            for n in range(3)
+        )
+    rows = {d.pk: d for d in Document.objects.filter(pk__in=[stuck.pk, moved_on.pk, finished.pk])}
+    pairs = [[pk, rows[pk].task_id] for pk in (stuck.pk, moved_on.pk, finished.pk)]
+    Document.objects.filter(pk=stuck.pk).update(status=DocumentStatus.PROCESSING, attempts=1)
+    Document.objects.filter(pk=moved_on.pk).update(task_id="handed-over")  # its own task has it
+    Document.objects.filter(pk=finished.pk).update(status=DocumentStatus.DONE)
+    letter = record("t4", "documents.tasks.documents_process_batch_task", args=[pairs, "high"])
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        outcome = dead_letters_replay(letter_ids=[letter.pk])
+
+    after = {d.pk: d for d in Document.objects.filter(pk__in=rows)}
+    assert outcome.replayed == 1
+    assert len(callbacks) == 1
+    assert (after[stuck.pk].status, after[stuck.pk].attempts) == (DocumentStatus.QUEUED, 1)
+    assert after[stuck.pk].task_id != rows[stuck.pk].task_id
+    assert after[moved_on.pk].task_id == "handed-over"
+    assert after[finished.pk].status == DocumentStatus.DONE
+    letter.refresh_from_db()
+    assert letter.replay_note == "1 of 3 document(s) of the batch queued again"
+
+
 def test_other_tasks_are_sent_again_after_commit_with_their_arguments(
     django_capture_on_commit_callbacks,
 ) -> None:
