@@ -5,6 +5,7 @@ All configuration lives in Django settings under the CELERY_ namespace.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -49,6 +50,18 @@ def _commit_without_waiting_in_workers(**_: object) -> None:
     from django.db.backends.signals import connection_created
 
     connection_created.connect(_set_async_commit, dispatch_uid="docflow.async_commit")
+
+
+@worker_process_init.connect
+def _freeze_inherited_objects(**_: object) -> None:
+    """Put what a child inherits from its parent (Django, the app, every import: some 160,000
+    objects) out of the garbage collector's reach.
+
+    The pipeline allocates enough objects to start a collection every few milliseconds, and
+    each full one walked all of them: the pipeline ran about 4 % slower in a worker than
+    alone. Those objects live as long as the process anyway.
+    """
+    gc.freeze()
 
 
 def _set_async_commit(sender: object, connection: object, **_: object) -> None:
