@@ -127,3 +127,20 @@ def test_a_management_command_queues_tasks_it_never_imported(tmp_path):
         "print(P.objects.filter(enrichment_status='done').count())"
     )
     assert manage("shell", "-c", count, env=env).stdout.strip().splitlines()[-1] == "3"
+
+
+def test_a_new_worker_process_puts_what_it_inherited_out_of_the_gcs_reach():
+    import gc
+
+    from celery.signals import worker_process_init
+
+    from config.celery import _freeze_inherited_objects
+
+    assert _freeze_inherited_objects in worker_process_init._live_receivers(None)
+    assert gc.get_freeze_count() == 0
+    try:
+        _freeze_inherited_objects()
+
+        assert gc.get_freeze_count() > 10_000  # Django, the app and their imports
+    finally:
+        gc.unfreeze()
