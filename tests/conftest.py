@@ -109,6 +109,20 @@ def wait_terminal(document_ids: list[int], timeout: float = 90) -> list[Document
     return list(Document.objects.filter(pk__in=document_ids).order_by("pk"))
 
 
+def register(agent: Agent, paths: list[Path], queue: str = "high") -> list[Document]:
+    """Files registered together, as `ingest_documents` does; their rows in the files' order."""
+    from documents.archives import SourceFile
+
+    batch = uuid.uuid4()
+    services.documents_register(
+        agent=agent,
+        sources=[SourceFile(name=path.name, path=path) for path in paths],
+        batch_id=batch,
+        queue=queue,
+    )
+    return list(Document.objects.filter(batch_id=batch).order_by("pk"))
+
+
 def document_runs(status: str) -> Counter[int]:
     """How many task runs stored each document with `status`, alone or in a batch, read from
     the Celery results (the witness that a document was not processed twice)."""

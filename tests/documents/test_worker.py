@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import uuid
 from io import StringIO
 
 import pytest
@@ -16,11 +15,10 @@ from django_celery_results.models import TaskResult
 
 from config.celery import app
 from documents import samples, services
-from documents.archives import SourceFile
 from documents.models import Chunk, Document, DocumentStatus
 from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task, documents_process_batch_task
-from tests.conftest import document_runs, upload, wait_for, wait_terminal
+from tests.conftest import document_runs, register, upload, wait_for, wait_terminal
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -250,16 +248,9 @@ def test_small_documents_registered_together_share_tasks_and_finish_once_each(
     paths = [tmp_path / f"note-{index}.pdf" for index in range(6)]
     for index, path in enumerate(paths):
         samples.make_pdf(path, pages=2, seed=index + 1, title=f"Note {index}")
-    batch = uuid.uuid4()
 
-    services.documents_register(
-        agent=agent,
-        sources=[SourceFile(name=path.name, path=path) for path in paths],
-        batch_id=batch,
-        queue="high",
-    )
+    documents = register(agent, paths)
 
-    documents = list(Document.objects.filter(batch_id=batch).order_by("pk"))
     finished = wait_terminal([d.pk for d in documents])
     assert {(d.status, d.attempts) for d in finished} == {(DocumentStatus.DONE, 1)}
     for document, path in zip(finished, paths, strict=True):

@@ -31,12 +31,18 @@ from rest_framework.authtoken.models import Token
 
 from config.celery import app
 from documents import samples, services
-from documents.archives import SourceFile
 from documents.models import Chunk, Document, DocumentStatus
 from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task, documents_requeue_stuck_task
 from operations import broker
-from tests.conftest import WorkerProcess, document_runs, upload, wait_for, wait_terminal
+from tests.conftest import (
+    WorkerProcess,
+    document_runs,
+    register,
+    upload,
+    wait_for,
+    wait_terminal,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -348,14 +354,7 @@ def test_a_worker_killed_mid_batch_hands_the_batch_over_and_loses_nothing(
     samples.make_pdf(long_pdf, pages=1200, seed=7)
     small = make_pdfs(tmp_path / "kb", 3)
     paths = [small[0], long_pdf, small[1], small[2]]
-    batch = uuid.uuid4()
-    services.documents_register(
-        agent=agent,
-        sources=[SourceFile(name=path.name, path=path) for path in paths],
-        batch_id=batch,
-        queue="high",
-    )
-    documents = list(Document.objects.filter(batch_id=batch).order_by("pk"))
+    documents = register(agent, paths)
     files = {document.pk: paths[index] for index, document in enumerate(documents)}
     long_one = documents[1]
     # Past its first half second the long document writes its stages: the batch is inside it.
