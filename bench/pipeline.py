@@ -27,6 +27,7 @@ import json
 import multiprocessing
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,12 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import cpu_seconds, service_pids  # noqa: E402
+from bench.procstat import (  # noqa: E402
+    cpu_seconds,
+    process_name,
+    release_services,
+    service_pids,
+)
 
 
 def bench_database_url(suffix: str = "_bench") -> str:
@@ -122,17 +128,14 @@ def services_on(core: int, redis_port: int) -> Iterator[None]:
     Backends forked meanwhile inherit the postmaster's affinity, so every one started by the
     workers stays on that core too.
     """
-    pids = service_pids(redis_port)
-    saved = {pid: os.sched_getaffinity(pid) for pid in pids}
-    for pid in pids:
-        os.sched_setaffinity(pid, {core})
+    everywhere = os.sched_getaffinity(0)
     try:
+        for pid in service_pids(redis_port):
+            with contextlib.suppress(ProcessLookupError):  # a backend that just ended
+                os.sched_setaffinity(pid, {core})
         yield
     finally:
-        everywhere = set().union(*saved.values())
-        for pid in service_pids(redis_port):
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(pid, saved.get(pid, everywhere))
+        release_services(redis_port, everywhere)
 
 
 @contextlib.contextmanager
@@ -150,12 +153,18 @@ def can_pin_services(redis_port: int) -> bool:
     cores = os.sched_getaffinity(0)
     if len(cores) < 2:
         return False
+    pids = service_pids(redis_port)
+    names = set()
     try:
-        for pid in service_pids(redis_port):
+        for pid in pids:
             os.sched_setaffinity(pid, os.sched_getaffinity(pid))
+            names.add(process_name(pid))
+    except ProcessLookupError:
+        pass
     except OSError:
         return False
-    return True
+    # Both must run here (not in another machine or PID namespace) for the layout to mean much.
+    return {"postgres", "redis-server"} <= names
 
 
 def efficiency(
@@ -277,6 +286,20 @@ def system_throughput(
     agent_slug: str = "throughput",
     cores: set[int] | None = None,
 ) -> dict[str, float]:
+
+    from documents import services
+
+    agent = services.agent_get_or_create(organization_slug="bench", agent_slug=agent_slug)
+    worker = start_worker(env, processes, "high,low", cores=cores)
+    try:
+        return _measure_system(worker, agent, paths, processes)
+    finally:
+        stop_worker(worker)
+
+
+def _measure_system(
+    worker: subprocess.Popen[bytes], agent: Any, paths: list[Path], processes: int
+) -> dict[str, float]:
     import uuid
 
     from django.db.models import Avg, Max, Sum
@@ -285,8 +308,6 @@ def system_throughput(
     from documents.archives import SourceFile
     from documents.models import Document
 
-    agent = services.agent_get_or_create(organization_slug="bench", agent_slug=agent_slug)
-    worker = start_worker(env, processes, "high,low", cores=cores)
     # Warm every worker process once, as the bare pool was warmed.
     warm = [
         SourceFile(name=f"warm-{i}.txt", data=f"warm up {i} ".encode() * 50)
@@ -307,7 +328,6 @@ def system_throughput(
     )
     _wait_done(batch, len(paths))
     cpu_after = cpu_seconds(worker.pid)
-    stop_worker(worker)
     rows = Document.objects.filter(batch_id=batch)
     figures = rows.aggregate(
         last=Max("finished_at"), mean=Avg("processing_seconds"), chunks=Sum("chunk_count")
@@ -378,6 +398,9 @@ def main() -> None:
     parser.add_argument("--ingest-files", type=int, default=100_000, help="0 skips it")
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
     args = parser.parse_args()
+    # Stopped from outside (run_all's timeout), the `finally` blocks still run: the worker is
+    # stopped and PostgreSQL and Redis get their cores back.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
 
     env, workdir = prepare_bench("docflow-bench-")
     broker_url = env["CELERY_BROKER_URL"]

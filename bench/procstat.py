@@ -7,6 +7,7 @@ two readings holds all the work done in between.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -96,3 +97,15 @@ def service_pids(redis_port: int | None = None) -> list[int]:
         ):
             pids.append(int(entry))
     return pids
+
+
+def process_name(pid: int) -> str:
+    return _names(pid)[0]
+
+
+def release_services(redis_port: int | None, cores: set[int]) -> None:
+    """PostgreSQL's and Redis' processes back on `cores` after pipeline.py pinned them (run_all
+    also does it after each benchmark, in case one was killed meanwhile)."""
+    for pid in service_pids(redis_port):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, cores)

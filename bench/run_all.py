@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.procstat import release_services  # noqa: E402
 
 # name, script and arguments (full run), arguments of the quick run. Order matters: `admin`
 # reuses the 500,000 documents `analytics` leaves in the bench database.
@@ -88,23 +91,34 @@ FIGURES: dict[str, tuple[str, tuple[str | int, ...], float | None, str]] = {
 
 def run(name: str, command: list[str], timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / command[0]), *command[1:]],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        completed = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / command[0]), *command[1:]],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        # SIGTERM first: the benchmark stops its workers and gives back the cores it pinned.
+        process.terminate()
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
         return {"error": f"timed out after {timeout:.0f} s"}
+    finally:
+        # Whatever happened to it, PostgreSQL and Redis run on every core again.
+        release_services(None, os.sched_getaffinity(0))
     elapsed = round(time.perf_counter() - started, 1)
-    if completed.returncode != 0:
-        return {"error": completed.stderr.strip()[-2000:], "seconds": elapsed}
+    if process.returncode != 0:
+        return {"error": stderr.strip()[-2000:], "seconds": elapsed}
     try:
-        output = json.loads(completed.stdout)
+        output = json.loads(stdout)
     except json.JSONDecodeError:
-        return {"error": "no JSON on stdout", "stdout": completed.stdout[-2000:]}
+        return {"error": "no JSON on stdout", "stdout": stdout[-2000:]}
     return {**output, "bench_seconds": elapsed}
 
 

@@ -1133,7 +1133,8 @@ def documents_process_batch(
                 document = pending[0]
                 original = _in_batch(processed, originals.get(document.pk))
                 if original is not None and original.result is None:
-                    later.append(pending.pop(0))
+                    later.append(document)
+                    pending.pop(0)
                     continue
                 processed.append(
                     _process_in_batch(
@@ -1152,7 +1153,8 @@ def documents_process_batch(
             exc_info=True,
         )
     try:
-        outcome.documents = _store_batch(processed)
+        outcome.documents, orphans = _store_batch(processed)
+        later += orphans
     except Exception:  # the database, or the time limit while storing
         logger.warning("could not store a batch; its documents go on one task each", exc_info=True)
         pending = [item.document for item in processed] + pending
@@ -1260,15 +1262,27 @@ def _process_in_batch(
     return _Processed(document, task_id, result=result, seconds=seconds)
 
 
-def _store_batch(processed: list[_Processed]) -> list[ProcessOutcome]:
-    """Every outcome of a batch in one transaction; each row only if it is still ours."""
+def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], list[Document]]:
+    """Every outcome of a batch in one transaction; each row only if it is still ours.
+
+    Also returns the copies of a batch mate whose own outcome could not be stored (cancelled
+    or re-queued meanwhile): a copy of that is no duplicate, so its own task decides.
+    """
     outcomes: list[ProcessOutcome] = []
+    orphans: list[Document] = []
+    if not processed:
+        return outcomes, orphans
     stored: list[tuple[int, list[pipeline.ChunkResult]]] = []
+    lost: set[int] = set()
     with durable():
         for item in processed:
             pk = item.document.pk
             if item.cancelled:
+                lost.add(pk)
                 outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
+                continue
+            if item.duplicate_of in lost:
+                orphans.append(item.document)
                 continue
             if item.result is not None:
                 status, fields = "done", _done_fields(item.result, item.seconds)
@@ -1278,6 +1292,7 @@ def _store_batch(processed: list[_Processed]) -> list[ProcessOutcome]:
                 assert item.failure is not None  # noqa: S101  (the three kinds of _Processed)
                 status, fields = "failed", _failed_fields(*item.failure)
             if not _owned(pk, item.task_id).update(**fields):
+                lost.add(pk)
                 outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
                 continue
             if item.result is not None:
@@ -1294,7 +1309,7 @@ def _store_batch(processed: list[_Processed]) -> list[ProcessOutcome]:
             # Chunks of an earlier run of a reprocessed document are replaced (invariant 4).
             Chunk.objects.filter(document_id__in=[pk for pk, _ in stored]).delete()
             insert_chunks_of(stored, search_config=SEARCH_CONFIG)
-    return outcomes
+    return outcomes, orphans
 
 
 def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncount: bool) -> list[int]:
@@ -1332,14 +1347,19 @@ def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncount: bool) -> li
             queued_at=Now(),
             task_id=Concat(Value(f"{token}-"), Cast("pk", CharField())),
         )
-    fresh = [(pk, f"{token}-{pk}") for pk in ours]
+    unsent = [(pk, f"{token}-{pk}") for pk in ours]
     try:
         with document_process_task.app.producer_or_acquire() as producer:
-            _publish_each(fresh, queue=queue, producer=producer)
+            while unsent:
+                _publish_each(unsent[:1], queue=queue, producer=producer)
+                unsent.pop(0)
     except Exception as exc:
-        logger.exception("could not hand %d documents over to their own tasks", len(fresh))
+        # Only the rows whose message was not sent: the others may be claimed any moment.
+        logger.exception("could not hand %d documents over to their own tasks", len(unsent))
         Document.objects.filter(
-            pk__in=ours, task_id__in=[task_id for _, task_id in fresh], status=DocumentStatus.QUEUED
+            pk__in=[pk for pk, _ in unsent],
+            task_id__in=[task_id for _, task_id in unsent],
+            status=DocumentStatus.QUEUED,
         ).update(
             status=DocumentStatus.FAILED,
             stage="failed",

@@ -88,3 +88,33 @@ def test_figures_without_an_aim_are_reported_but_not_judged():
     }
     assert summary["search_p95_ms"]["met"] is False
     assert summary["pipeline_efficiency_ratio"]["value"] is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_pinned_services_get_every_core_back_even_when_the_run_fails(monkeypatch):
+    import subprocess
+
+    from bench import pipeline
+
+    service = subprocess.Popen(["sleep", "30"])
+    try:
+        monkeypatch.setattr(procstat, "service_pids", lambda port=None: [service.pid])
+        monkeypatch.setattr(pipeline, "service_pids", lambda port=None: [service.pid])
+        everywhere = os.sched_getaffinity(0)
+        last = max(everywhere)
+
+        pinned = []
+
+        def failing_run() -> None:
+            with pipeline.services_on(last, 6379):
+                pinned.append(os.sched_getaffinity(service.pid))
+                raise RuntimeError("the run failed")
+
+        with pytest.raises(RuntimeError):
+            failing_run()
+
+        assert pinned == [{last}]
+        assert os.sched_getaffinity(service.pid) == everywhere
+    finally:
+        service.kill()
+        service.wait()

@@ -305,3 +305,44 @@ def test_a_hand_over_the_broker_refuses_is_recorded_on_the_rows(agent, media_roo
     rows = list(Document.objects.filter(pk__in=[d.pk for d in documents]))
     assert {(d.status, d.error_code) for d in rows} == {("failed", "transient")}
     assert all("broker down" in d.error for d in rows)
+
+
+def test_a_hand_over_cut_short_by_the_broker_fails_only_the_unsent(agent, media_root, tmp_path):
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 2)]
+    sent_first = mock.patch.object(
+        document_process_task,
+        "apply_async",
+        side_effect=[None, ConnectionError("broker down")],
+    )
+
+    with sent_first:
+        services.documents_process_batch(
+            pairs=[pair(d) for d in documents], queue="high", redelivered=True
+        )
+
+    first, second = Document.objects.filter(pk__in=[d.pk for d in documents]).order_by("pk")
+    # The first one's message is in the broker: its task will claim it.
+    assert (first.status, first.error) == (DocumentStatus.QUEUED, "")
+    assert (second.status, second.error_code) == (DocumentStatus.FAILED, "transient")
+
+
+def test_a_copy_of_a_batch_mate_cancelled_meanwhile_is_decided_on_its_own(
+    agent, media_root, tmp_path, sent
+):
+    (path,) = pdfs(tmp_path, 1)
+    first, copy = queued(agent, path), queued(agent, path, name="copy.pdf")
+    real = pipeline.run_pipeline
+
+    def cancelled_while_running(*args, **kwargs):
+        result = real(*args, **kwargs)
+        services.documents_cancel(document_ids=[first.pk])
+        return result
+
+    with mock.patch.object(pipeline, "run_pipeline", side_effect=cancelled_while_running):
+        outcome = services.documents_process_batch(pairs=[pair(first), pair(copy)], queue="high")
+
+    assert [(o.document_id, o.status) for o in outcome.documents] == [(first.pk, "cancelled")]
+    assert Document.objects.get(pk=first.pk).status == DocumentStatus.CANCELLED
+    (copy,) = handed_over([copy])
+    assert copy.duplicate_of_id is None
+    assert sent == [("single", pair(copy))]
