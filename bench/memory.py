@@ -1,7 +1,7 @@
 """Worker memory benchmark: RSS of one worker child over N tasks (aim: flat), and x10 scaling.
 
     python bench/memory.py [--tasks 10000] [--production-tasks 2000] [--pdf-every 2]
-                           [--inprocess 0]
+                           [--inprocess 0] [--batch-size 1]
 
 One real `celery -A config worker -Q high -c 1 --pool prefork` processes N small, unique
 documents (text notes, and every `--pdf-every`-th one a generated 1-page PDF) registered with
@@ -341,9 +341,16 @@ def main() -> None:
         help="`_bench` is appended: docflowmem_bench by default (dropped and recreated)",
     )
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/12", help="flushed")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="documents per task (DOCFLOW_PROCESS_BATCH_SIZE); 1: N tasks are N Celery tasks",
+    )
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
     args = parser.parse_args()
 
+    os.environ["DOCFLOW_PROCESS_BATCH_SIZE"] = str(args.batch_size)  # publisher and worker
     os.environ["DATABASE_URL"] = args.database_url
     os.environ["CELERY_BROKER_URL"] = args.broker_url
     os.environ.setdefault("DEBUG", "false")  # DEBUG would keep every query in memory
@@ -392,6 +399,7 @@ def main() -> None:
                     "python": platform.python_version(),
                 },
                 "worker": "celery -A config worker -Q high -c 1 (prefork)",
+                "documents_per_task": args.batch_size,
                 "database": env["DATABASE_URL"].rsplit("/", 1)[-1],
                 "broker": env["CELERY_BROKER_URL"],
                 "runs": runs,
