@@ -217,24 +217,32 @@ def test_a_failure_while_storing_hands_everything_over(agent, media_root, tmp_pa
     assert Chunk.objects.filter(document__in=rows).count() == 0
 
 
-def test_a_copy_of_a_batch_mate_that_failed_is_decided_on_its_own(
-    agent, media_root, tmp_path, sent
+@pytest.mark.parametrize(
+    ("mishap", "first_status"), [("corrupt", "failed"), ("cancelled", "cancelled")]
+)
+def test_a_copy_of_a_batch_mate_that_did_not_finish_is_decided_on_its_own(
+    agent, media_root, tmp_path, sent, mishap, first_status
 ):
     (path,) = pdfs(tmp_path, 1)
     first, copy = queued(agent, path), queued(agent, path, name="copy.pdf")
     real = pipeline.run_pipeline
 
-    def first_is_corrupt(*args, **kwargs):
-        if kwargs["name"] == first.original_name:
+    def first_goes_wrong(*args, **kwargs):
+        if kwargs["name"] == first.original_name and mishap == "corrupt":
             raise pipeline.CorruptDocumentError("The file is damaged.")
-        return real(*args, **kwargs)
+        result = real(*args, **kwargs)
+        if mishap == "cancelled":  # while it ran: its outcome will not be stored
+            services.documents_cancel(document_ids=[first.pk])
+        return result
 
-    with mock.patch.object(pipeline, "run_pipeline", side_effect=first_is_corrupt):
+    with mock.patch.object(pipeline, "run_pipeline", side_effect=first_goes_wrong):
         outcome = services.documents_process_batch(pairs=[pair(first), pair(copy)], queue="high")
 
-    assert [(o.document_id, o.status) for o in outcome.documents] == [(first.pk, "failed")]
+    assert [(o.document_id, o.status) for o in outcome.documents] == [(first.pk, first_status)]
+    assert Document.objects.get(pk=first.pk).status == first_status
     (copy,) = handed_over([copy])
-    # A failed earlier copy does not make it a duplicate: its own task processes it.
+    assert sent == [("single", pair(copy))]
+    # An earlier copy that failed or was cancelled does not make it a duplicate.
     outcome = services.document_process(document_id=copy.pk, task_id=copy.task_id)
     assert outcome.status == "done"
     assert Document.objects.get(pk=copy.pk).duplicate_of_id is None
@@ -324,25 +332,3 @@ def test_a_hand_over_cut_short_by_the_broker_fails_only_the_unsent(agent, media_
     # The first one's message is in the broker: its task will claim it.
     assert (first.status, first.error) == (DocumentStatus.QUEUED, "")
     assert (second.status, second.error_code) == (DocumentStatus.FAILED, "transient")
-
-
-def test_a_copy_of_a_batch_mate_cancelled_meanwhile_is_decided_on_its_own(
-    agent, media_root, tmp_path, sent
-):
-    (path,) = pdfs(tmp_path, 1)
-    first, copy = queued(agent, path), queued(agent, path, name="copy.pdf")
-    real = pipeline.run_pipeline
-
-    def cancelled_while_running(*args, **kwargs):
-        result = real(*args, **kwargs)
-        services.documents_cancel(document_ids=[first.pk])
-        return result
-
-    with mock.patch.object(pipeline, "run_pipeline", side_effect=cancelled_while_running):
-        outcome = services.documents_process_batch(pairs=[pair(first), pair(copy)], queue="high")
-
-    assert [(o.document_id, o.status) for o in outcome.documents] == [(first.pk, "cancelled")]
-    assert Document.objects.get(pk=first.pk).status == DocumentStatus.CANCELLED
-    (copy,) = handed_over([copy])
-    assert copy.duplicate_of_id is None
-    assert sent == [("single", pair(copy))]
