@@ -773,18 +773,8 @@ def document_record_progress(
 
 def document_fail(*, document_id: int, task_id: str, error: str, code: str, **fields: Any) -> bool:
     """Record a failure a person can act on; False when the row is no longer ours."""
-    now = timezone.now()
     with durable():
-        return bool(
-            _owned(document_id, task_id).update(
-                status=DocumentStatus.FAILED,
-                stage="failed",
-                error=error,
-                error_code=code,
-                finished_at=now,
-                **fields,
-            )
-        )
+        return bool(_owned(document_id, task_id).update(**_failed_fields(error, code, **fields)))
 
 
 def document_release_for_retry(
@@ -905,25 +895,8 @@ def _record_url_content(document: Document, path: Path) -> None:
 
 
 def _original_of(document: Document) -> int | None:
-    """The earliest document of the same agent with the same content, if any.
-
-    Earliest id wins, so two copies processed at the same moment agree on which is the copy.
-    A failed or cancelled earlier copy does not count: this one deserves its own try.
-    """
-    if not document.sha256:
-        return None
-    return (
-        Document.objects.filter(
-            agent_id=document.agent_id,
-            sha256=document.sha256,
-            pk__lt=document.pk,
-            duplicate_of__isnull=True,
-        )
-        .exclude(status__in=NOT_ORIGINALS)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
+    """The earliest document of the same agent with the same content, if any (_originals_of)."""
+    return _originals_of([document]).get(document.pk)
 
 
 def document_process(
@@ -1015,14 +988,14 @@ def _duplicate_fields(original_id: int) -> dict[str, Any]:
     }
 
 
-def _failed_fields(error: str, code: str, kind: str) -> dict[str, Any]:
+def _failed_fields(error: str, code: str, **fields: Any) -> dict[str, Any]:
     return {
         "status": DocumentStatus.FAILED,
         "stage": "failed",
         "error": error,
         "error_code": code,
-        "kind": kind,
         "finished_at": timezone.now(),
+        **fields,
     }
 
 
@@ -1203,7 +1176,12 @@ def _claim_batch(pairs: list[tuple[int, str]]) -> list[Document]:
 
 
 def _originals_of(documents: list[Document]) -> dict[int, int]:
-    """_original_of for several documents in one query: {document id: earlier copy's id}."""
+    """{document id: the earliest earlier document of the same agent with the same content},
+    in one query.
+
+    Earliest id wins, so two copies processed at the same moment agree on which is the copy.
+    A failed or cancelled earlier copy does not count: this one deserves its own try.
+    """
     hashes = {document.sha256 for document in documents if document.sha256}
     if not hashes:
         return {}
@@ -1290,7 +1268,8 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
                 status, fields = "duplicate", _duplicate_fields(item.duplicate_of)
             else:
                 assert item.failure is not None  # noqa: S101  (the three kinds of _Processed)
-                status, fields = "failed", _failed_fields(*item.failure)
+                error, code, kind = item.failure
+                status, fields = "failed", _failed_fields(error, code, kind=kind)
             if not _owned(pk, item.task_id).update(**fields):
                 lost.add(pk)
                 outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
@@ -1361,10 +1340,9 @@ def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncount: bool) -> li
             task_id__in=[task_id for _, task_id in unsent],
             status=DocumentStatus.QUEUED,
         ).update(
-            status=DocumentStatus.FAILED,
-            stage="failed",
-            error=f"Could not schedule its processing ({exc}). Retry it when the broker is back.",
-            error_code="transient",
-            finished_at=timezone.now(),
+            **_failed_fields(
+                f"Could not schedule its processing ({exc}). Retry it when the broker is back.",
+                "transient",
+            )
         )
     return ours
