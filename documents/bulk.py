@@ -17,9 +17,10 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
+import psycopg
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, storages
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Field
 
 from documents.models import Chunk, Document
@@ -82,21 +83,97 @@ def insert_documents(rows: list[dict[str, Any]]) -> list[int]:
     return ids
 
 
+@cache
+def _document_fields() -> dict[str, Field[Any, Any]]:
+    return {field.attname: field for field in Document._meta.concrete_fields}
+
+
+def update_processing_documents(
+    rows: Sequence[tuple[int, str, dict[str, Any]]], *, processing: str
+) -> set[int]:
+    """Write each row's fields on its document if it is still `processing` under that task id;
+    returns the ids written.
+
+    One statement for the rows that set the same fields (a batch's outcomes: usually one),
+    not one per row: on PostgreSQL the values go in as typed arrays and come out of `unnest`.
+    Fields are attnames with plain values (no expressions).
+    """
+    written: set[int] = set()
+    if connection.vendor != "postgresql":
+        for pk, task_id, fields in rows:
+            if Document.objects.filter(pk=pk, task_id=task_id, status=processing).update(**fields):
+                written.add(pk)
+        return written
+    groups: dict[tuple[str, ...], list[tuple[int, str, dict[str, Any]]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row[2])), []).append(row)
+    known = _document_fields()
+    quote = connection.ops.quote_name
+    for names, group in groups.items():
+        fields = [known[name] for name in names]
+        columns = [quote(field.column) for field in fields]
+        arrays = ", ".join(
+            f"%s::{field.cast_db_type(connection)}[]" for field in [known["id"], known["task_id"]]
+        )
+        arrays += "".join(f", %s::{field.cast_db_type(connection)}[]" for field in fields)
+        params: list[Any] = [[pk for pk, _, _ in group], [task_id for _, task_id, _ in group]]
+        params += [
+            [field.get_db_prep_save(values[field.attname], connection) for _, _, values in group]
+            for field in fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {quote(Document._meta.db_table)} AS d
+                SET {", ".join(f"{column} = v.{column}" for column in columns)}
+                FROM unnest({arrays}) AS v(id, task_id, {", ".join(columns)})
+                WHERE d.id = v.id AND d.task_id = v.task_id AND d.status = %s
+                RETURNING d.id
+                """,  # noqa: S608  (names from the model, values as parameters)
+                [*params, processing],
+            )
+            written.update(pk for (pk,) in cursor.fetchall())
+    return written
+
+
+_INSERT_CHUNKS = """
+    INSERT INTO documents_chunk (document_id, ordinal, text, page_start, page_end, size,
+                                 keywords, embedding, search_vector)
+    SELECT %s, c.ordinal, c.text, c.page_start, c.page_end, length(c.text),
+           c.keywords::jsonb, c.embedding, to_tsvector(%s::regconfig, c.text)
+    FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], %s::text[], %s::bytea[])
+         AS c(ordinal, text, page_start, page_end, keywords, embedding)
+"""
+
+
+_INSERT_CHUNKS_BINARY = (
+    _INSERT_CHUNKS.replace("%s::int[]", "%b::int[]")
+    .replace("%s::text[]", "%b::text[]")
+    .replace("%s::bytea[]", "%b::bytea[]")
+)
+
+
+def _chunk_params(document_id: int, chunks: Sequence[ChunkResult], search_config: str) -> list[Any]:
+    return [
+        document_id,
+        search_config,
+        [chunk.ordinal for chunk in chunks],
+        [chunk.text for chunk in chunks],
+        [chunk.page_start for chunk in chunks],
+        [chunk.page_end for chunk in chunks],
+        [json.dumps(chunk.keywords) for chunk in chunks],
+        [chunk.embedding for chunk in chunks],
+    ]
+
+
 def insert_chunks(document_id: int, chunks: Sequence[ChunkResult], *, search_config: str) -> None:
-    """Insert one document's chunks (see insert_chunks_of)."""
-    insert_chunks_of([(document_id, chunks)], search_config=search_config)
-
-
-def insert_chunks_of(
-    documents: Sequence[tuple[int, Sequence[ChunkResult]]], *, search_config: str
-) -> None:
-    """Insert the chunks of several documents in one statement, the tsvector computed by
-    PostgreSQL.
+    """Insert one document's chunks in one statement, the tsvector computed by PostgreSQL.
 
     Arrays in, `unnest` out: one round trip, the text sent once, and no per-row expression for
     Django to compile (which cost more than the pipeline on long documents).
     """
-    rows = [(document_id, chunk) for document_id, chunks in documents for chunk in chunks]
+    if not chunks:
+        return
     if connection.vendor != "postgresql":
         Chunk.objects.bulk_create(
             [
@@ -110,35 +187,86 @@ def insert_chunks_of(
                     keywords=chunk.keywords,
                     embedding=chunk.embedding,
                 )
-                for document_id, chunk in rows
+                for chunk in chunks
             ],
             batch_size=500,
         )
         return
-    if not rows:
-        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO documents_chunk (document_id, ordinal, text, page_start, page_end, size,
-                                         keywords, embedding, search_vector)
-            SELECT c.document_id, c.ordinal, c.text, c.page_start, c.page_end, length(c.text),
-                   c.keywords::jsonb, c.embedding, to_tsvector(%s::regconfig, c.text)
-            FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::int[], %s::int[], %s::text[],
-                        %s::bytea[])
-                 AS c(document_id, ordinal, text, page_start, page_end, keywords, embedding)
-            """,
-            [
-                search_config,
-                [document_id for document_id, _ in rows],
-                [chunk.ordinal for _, chunk in rows],
-                [chunk.text for _, chunk in rows],
-                [chunk.page_start for _, chunk in rows],
-                [chunk.page_end for _, chunk in rows],
-                [json.dumps(chunk.keywords) for _, chunk in rows],
-                [chunk.embedding for _, chunk in rows],
-            ],
-        )
+        cursor.execute(_INSERT_CHUNKS, _chunk_params(document_id, chunks, search_config))
+
+
+class ChunkWriter:
+    """Replaces documents' chunks without waiting for PostgreSQL.
+
+    The statements go out in pipeline mode, in one transaction that `settle()` ends, so the
+    database computes the tsvectors and updates the indexes while the caller processes the next
+    document: in a batch, the worker no longer sits idle for what storing a document costs the
+    database (mostly `to_tsvector`). Until `settle()` returns, the connection is the writer's:
+    call it before any other query. A document's chunks are written only while it is
+    `processing` under the given task id, and its old ones are deleted in the same transaction.
+    Elsewhere than PostgreSQL, or without pipeline support, it writes at once.
+    """
+
+    _OWNED = (
+        "EXISTS (SELECT 1 FROM documents_document WHERE id = %s AND task_id = %s AND status = %s)"
+    )
+
+    def __init__(self, *, search_config: str, processing: str) -> None:
+        self.search_config = search_config
+        self.processing = processing
+        self.failed = False  # a write failed: none of those sent is stored
+        self._in_flight: contextlib.ExitStack | None = None
+
+    def replace(self, document_id: int, task_id: str, chunks: Sequence[ChunkResult]) -> None:
+        owner = [document_id, task_id, self.processing]
+        if connection.vendor != "postgresql" or not _pipelines_supported():
+            with transaction.atomic():
+                if Document.objects.filter(
+                    pk=document_id, task_id=task_id, status=self.processing
+                ).exists():
+                    Chunk.objects.filter(document_id=document_id).delete()
+                    insert_chunks(document_id, chunks, search_config=self.search_config)
+            return
+        try:
+            if self._in_flight is None:
+                connection.ensure_connection()
+                self._in_flight = contextlib.ExitStack()
+                self._in_flight.enter_context(connection.connection.pipeline())
+            # psycopg's own cursor: parameters bound by the server and the arrays sent in
+            # binary, where Django's would spell (and escape) them out in the query's text.
+            with psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(
+                    f"DELETE FROM documents_chunk WHERE document_id = %s AND {self._OWNED}",  # noqa: S608
+                    [document_id, *owner],
+                )
+                if chunks:
+                    cursor.execute(
+                        f"{_INSERT_CHUNKS_BINARY} WHERE {self._OWNED}",
+                        [*_chunk_params(document_id, chunks, self.search_config), *owner],
+                    )
+        except BaseException:
+            self.failed = True
+            with contextlib.suppress(Exception):
+                self.settle()
+            raise
+
+    def settle(self) -> None:
+        """End the transaction and wait for it; raises the database's error if it failed."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return
+        try:
+            with connection.wrap_database_errors:
+                in_flight.close()  # the Sync, then whatever is still running
+        except BaseException:
+            self.failed = True
+            raise
+
+
+@cache
+def _pipelines_supported() -> bool:
+    return psycopg.Pipeline.is_supported()
 
 
 def store_content(data: bytes | Iterable[bytes], name: str, *, shown_as: str = "") -> str:

@@ -42,7 +42,13 @@ from documents.archives import (
     SourceTooLarge,
     iter_archive,
 )
-from documents.bulk import insert_chunks, insert_chunks_of, insert_documents, store_content
+from documents.bulk import (
+    ChunkWriter,
+    insert_chunks,
+    insert_documents,
+    store_content,
+    update_processing_documents,
+)
 from documents.models import (
     Agent,
     Chunk,
@@ -69,6 +75,10 @@ def docflow_setting(name: str) -> Any:
 
 class DocumentCancelled(Exception):
     """The row stopped being ours (cancelled or re-enqueued): stop quietly."""
+
+
+class ChunksNotStored(Exception):
+    """Writing a batch's chunks failed part way: its documents go to a task each."""
 
 
 # --- Organizations and agents ----------------------------------------------------------------
@@ -964,12 +974,17 @@ def document_process(
 
 
 def _progress_writer(
-    document_id: int, task_id: str, quiet_until: float, also: Callable[[str, int], None]
+    document_id: int,
+    task_id: str,
+    quiet_until: float,
+    also: Callable[[str, int], None],
+    before_query: Callable[[], None] = lambda: None,
 ) -> Callable[[str, int], None]:
     def progress(stage: str, percent: int) -> None:
         """A skipped stage also skips the cancellation check; storing the result checks again."""
         if time.monotonic() < quiet_until:
             return
+        before_query()
         document_record_progress(
             document_id=document_id, task_id=task_id, stage=stage, progress=percent, also=also
         )
@@ -1098,6 +1113,8 @@ def documents_process_batch(
     pending = _claim_batch(pairs)
     processed: list[_Processed] = []
     later: list[Document] = []  # copies of a batch mate that did not finish: decided alone
+    # Each document's chunks are written while the next one is processed.
+    chunks = ChunkWriter(search_config=SEARCH_CONFIG, processing=DocumentStatus.PROCESSING)
     try:
         config = _pipeline_config()
         originals = _originals_of(pending)
@@ -1109,15 +1126,17 @@ def documents_process_batch(
                     later.append(document)
                     pending.pop(0)
                     continue
-                processed.append(
-                    _process_in_batch(
-                        document,
-                        task_ids[document.pk],
-                        config=config,
-                        original_id=originals.get(document.pk),
-                        workdir=Path(workdir),
-                    )
+                item = _process_in_batch(
+                    document,
+                    task_ids[document.pk],
+                    config=config,
+                    original_id=originals.get(document.pk),
+                    workdir=Path(workdir),
+                    before_query=chunks.settle,
                 )
+                if item.result is not None:
+                    chunks.replace(document.pk, item.task_id, item.result.chunks)
+                processed.append(item)
                 pending.pop(0)
     except Exception:  # the time limit, a transient error or a bug: one task each from here
         logger.warning(
@@ -1126,6 +1145,9 @@ def documents_process_batch(
             exc_info=True,
         )
     try:
+        chunks.settle()
+        if chunks.failed:  # which documents' chunks are stored is unknown: store none
+            raise ChunksNotStored
         outcome.documents, orphans = _store_batch(processed)
         later += orphans
     except Exception:  # the database, or the time limit while storing
@@ -1214,6 +1236,7 @@ def _process_in_batch(
     config: pipeline.PipelineConfig,
     original_id: int | None,
     workdir: Path,
+    before_query: Callable[[], None],
 ) -> _Processed:
     if original_id is not None:
         return _Processed(document, task_id, duplicate_of=original_id)
@@ -1223,6 +1246,7 @@ def _process_in_batch(
         task_id,
         started + docflow_setting("PROGRESS_EVERY_SECONDS"),
         lambda stage, percent: None,
+        before_query,
     )
     kind = ""
     try:
@@ -1241,7 +1265,8 @@ def _process_in_batch(
 
 
 def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], list[Document]]:
-    """Every outcome of a batch in one transaction; each row only if it is still ours.
+    """Every outcome of a batch in one transaction; each row only if it is still ours (their
+    chunks are already written: ChunkWriter).
 
     Also returns the copies of a batch mate whose own outcome could not be stored (cancelled
     or re-queued meanwhile): a copy of that is no duplicate, so its own task decides.
@@ -1250,45 +1275,61 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
     orphans: list[Document] = []
     if not processed:
         return outcomes, orphans
-    stored: list[tuple[int, list[pipeline.ChunkResult]]] = []
-    lost: set[int] = set()
+    lost = {item.document.pk for item in processed if item.cancelled}
     with durable():
-        for item in processed:
-            pk = item.document.pk
-            if item.cancelled:
-                lost.add(pk)
-                outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
-                continue
-            if item.duplicate_of in lost:
-                orphans.append(item.document)
-                continue
-            if item.result is not None:
-                status, fields = "done", _done_fields(item.result, item.seconds)
-            elif item.duplicate_of is not None:
-                status, fields = "duplicate", _duplicate_fields(item.duplicate_of)
-            else:
-                assert item.failure is not None  # noqa: S101  (the three kinds of _Processed)
-                error, code, kind = item.failure
-                status, fields = "failed", _failed_fields(error, code, kind=kind)
-            if not _owned(pk, item.task_id).update(**fields):
-                lost.add(pk)
-                outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
-                continue
-            if item.result is not None:
-                stored.append((pk, item.result.chunks))
+        # Originals first: a copy of one whose outcome could not be stored is no duplicate.
+        firsts = [item for item in processed if not item.cancelled and item.duplicate_of is None]
+        written = _write_outcomes(firsts)
+        lost.update(item.document.pk for item in firsts if item.document.pk not in written)
+        written |= _write_outcomes(
+            [
+                item
+                for item in processed
+                if item.duplicate_of is not None and item.duplicate_of not in lost
+            ]
+        )
+    for item in processed:
+        pk = item.document.pk
+        if item.duplicate_of in lost:
+            orphans.append(item.document)
+        elif pk not in written:
+            outcomes.append(ProcessOutcome(status="cancelled", document_id=pk))
+        else:
             outcomes.append(
                 ProcessOutcome(
-                    status=status,
+                    status=_outcome_status(item),
                     document_id=pk,
                     chunks=len(item.result.chunks) if item.result else 0,
                     error=item.failure[0] if item.failure else "",
                 )
             )
-        if stored:
-            # Chunks of an earlier run of a reprocessed document are replaced (invariant 4).
-            Chunk.objects.filter(document_id__in=[pk for pk, _ in stored]).delete()
-            insert_chunks_of(stored, search_config=SEARCH_CONFIG)
     return outcomes, orphans
+
+
+def _write_outcomes(items: list[_Processed]) -> set[int]:
+    """The ids of `items` whose outcome was written (the others are no longer this batch's)."""
+    if not items:
+        return set()
+    return update_processing_documents(
+        [(item.document.pk, item.task_id, _outcome_fields(item)) for item in items],
+        processing=DocumentStatus.PROCESSING,
+    )
+
+
+def _outcome_status(item: _Processed) -> str:
+    if item.result is not None:
+        return "done"
+    return "duplicate" if item.duplicate_of is not None else "failed"
+
+
+def _outcome_fields(item: _Processed) -> dict[str, Any]:
+    if item.result is not None:
+        return _done_fields(item.result, item.seconds)
+    if item.duplicate_of is not None:
+        return _duplicate_fields(item.duplicate_of)
+    assert item.failure is not None  # noqa: S101  (the three kinds of _Processed)
+    error, code, kind = item.failure
+    return _failed_fields(error, code, kind=kind)
 
 
 def _hand_over(pairs: list[tuple[int, str]], *, queue: str, uncount: bool) -> list[int]:

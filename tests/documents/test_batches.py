@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
 
-from documents import pipeline, samples, services
+from documents import pipeline, samples, selectors, services
 from documents.models import Agent, Chunk, Document, DocumentStatus
 from documents.pipeline import run_pipeline
 from documents.tasks import document_process_task, documents_process_batch_task
@@ -214,7 +214,16 @@ def test_a_failure_while_storing_hands_everything_over(agent, media_root, tmp_pa
     assert (outcome.documents, outcome.handed_over) == ([], [d.pk for d in documents])
     assert [d.attempts for d in rows] == [0, 0]
     assert sent == [("single", pair(d)) for d in rows]
-    assert Chunk.objects.filter(document__in=rows).count() == 0
+    # Chunks the batch wrote before it failed are not searched (the rows are not done) and are
+    # replaced, not added to, by each document's own task.
+    word = Chunk.objects.filter(document__in=rows).first().keywords[0]
+    assert selectors.chunk_search(query=word) == []
+    for row in rows:
+        services.document_process(document_id=row.pk, task_id=row.task_id)
+    assert [Chunk.objects.filter(document=row).count() for row in rows] == [
+        Document.objects.get(pk=row.pk).chunk_count for row in rows
+    ]
+    assert selectors.chunk_search(query=word)
 
 
 @pytest.mark.parametrize(
@@ -332,3 +341,60 @@ def test_a_hand_over_cut_short_by_the_broker_fails_only_the_unsent(agent, media_
     # The first one's message is in the broker: its task will claim it.
     assert (first.status, first.error) == (DocumentStatus.QUEUED, "")
     assert (second.status, second.error_code) == (DocumentStatus.FAILED, "transient")
+
+
+def test_a_batch_stores_the_same_outcome_fields_as_a_single_task(agent, media_root, tmp_path, sent):
+    (path,) = pdfs(tmp_path, 1)
+    other_agent = Agent.objects.create(organization=agent.organization, name="Other", slug="other")
+    alone, batched = queued(agent, path), queued(other_agent, path)
+    services.document_process(document_id=alone.pk, task_id=alone.task_id)
+
+    services.documents_process_batch(pairs=[pair(batched)], queue="high")
+
+    outcome_fields = [
+        "status", "stage", "progress", "error", "error_code", "kind", "page_count", "title",
+        "author", "language", "authored_at", "modified_at", "keywords", "summary",
+        "text_length", "chunk_count", "embedding_model",
+    ]  # fmt: skip
+    rows = Document.objects.filter(pk__in=[alone.pk, batched.pk]).order_by("pk")
+    alone_row, batched_row = rows.values(*outcome_fields)
+    assert batched_row == alone_row
+    assert batched_row["keywords"] and batched_row["status"] == DocumentStatus.DONE
+    chunk_fields = ("ordinal", "text", "keywords", "embedding", "page_start", "page_end")
+    assert list(Chunk.objects.filter(document=batched).values_list(*chunk_fields)) == list(
+        Chunk.objects.filter(document=alone).values_list(*chunk_fields)
+    )
+
+
+def test_outcomes_are_written_only_on_rows_still_processing_under_their_task_id(agent):
+    from documents.bulk import update_processing_documents
+
+    mine, other_task, not_processing = (
+        Document.objects.create(
+            agent=agent, original_name=f"{name}.txt", status=status, task_id="task-1"
+        )
+        for name, status in [
+            ("mine", DocumentStatus.PROCESSING),
+            ("other", DocumentStatus.PROCESSING),
+            ("queued", DocumentStatus.QUEUED),
+        ]
+    )
+    Document.objects.filter(pk=other_task.pk).update(task_id="task-2")
+    failed = {"status": DocumentStatus.FAILED, "error": "Broken.", "error_code": "corrupt"}
+
+    written = update_processing_documents(
+        [
+            (mine.pk, "task-1", {"status": DocumentStatus.DONE, "title": "Mine", "keywords": ["a"]}),
+            (other_task.pk, "task-1", failed),
+            (not_processing.pk, "task-1", failed),
+        ],
+        processing=DocumentStatus.PROCESSING,
+    )
+
+    assert written == {mine.pk}
+    rows = {d.pk: d for d in Document.objects.all()}
+    assert (rows[mine.pk].status, rows[mine.pk].title, rows[mine.pk].keywords) == (
+        "done", "Mine", ["a"]
+    )  # fmt: skip
+    assert (rows[other_task.pk].status, rows[other_task.pk].error) == ("processing", "")
+    assert (rows[not_processing.pk].status, rows[not_processing.pk].error) == ("queued", "")
