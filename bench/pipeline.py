@@ -1,13 +1,18 @@
 """Pipeline benchmark: the system's throughput against the bare pipeline, and ingest speed.
 
-    python bench/pipeline.py --json [--docs 400] [--pages 5] [--processes 2] [--repeat 3]
-                             [--ingest-files 100000]
+    python bench/pipeline.py --json [--docs 400] [--pages 5] [--processes 2] [--rounds 12]
+                             [--segment 100] [--ingest-files 100000]
 
 1. efficiency: the same generated multi-page PDFs go through
-   a) the bare pipeline (`run_pipeline`) in a pool of N processes, no database, no broker;
+   a) the bare pipeline (`run_pipeline`) in a pool of N spawned processes, no database, no
+      broker, handed out in groups of DOCFLOW_PROCESS_BATCH_SIZE;
    b) the real system: registered, sent through Redis, processed by `celery worker -c N`,
-      stored in PostgreSQL; timed from registration to the last `finished_at`.
-   ratio = (b docs/s) / (a docs/s); the aim is 0.95 or better.
+      stored in PostgreSQL; timed from the first claim to the last outcome (and, also
+      reported, from registration).
+   The two take turns, a segment of documents each, for a number of rounds in one warm pool
+   and one warm worker (bare first, system first, system first, bare first, …), so a drift in
+   this machine's speed weighs on both alike. ratio = (b docs/s) / (a docs/s) over all rounds;
+   the aim is 0.95 or better.
    Measured twice: with PostgreSQL and Redis sharing the cores with the pipeline processes
    (`shared`), and with them moved to a core of their own, the pipeline processes on the others
    (`dedicated`: how every deployment runs, the database on its own machine). The second needs
@@ -28,11 +33,12 @@ import multiprocessing
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.procstat import (  # noqa: E402
     cpu_seconds,
+    process_cpu_seconds,
     process_name,
     release_services,
     service_pids,
@@ -115,10 +122,10 @@ def _bare_init() -> None:
     gc.freeze()
 
 
-def _bare_one(path: str) -> int:
+def _bare_group(paths: list[str]) -> int:
     from documents.pipeline import run_pipeline
 
-    return len(run_pipeline(Path(path)).chunks)
+    return sum(len(run_pipeline(Path(path)).chunks) for path in paths)
 
 
 @contextlib.contextmanager
@@ -168,65 +175,159 @@ def can_pin_services(redis_port: int) -> bool:
 
 
 def efficiency(
-    measure: Callable[[int], tuple[dict[str, Any], dict[str, Any]]], repeat: int
+    paths: list[Path],
+    processes: int,
+    env: dict[str, str],
+    *,
+    label: str,
+    rounds: int,
+    segment: int,
+    group: int,
+    cores: set[int] | None = None,
 ) -> dict[str, Any]:
-    """Bare and system runs taken in turn `repeat` times; the run with the median ratio is
-    reported, with every ratio (this machine's speed drifts by several per cent)."""
-    runs = []
-    for index in range(repeat):
-        bare, system = measure(index)
-        ratio = system["docs_per_second"] / bare["docs_per_second"]
-        runs.append({"bare_pipeline": bare, "through_celery": system, "efficiency_ratio": ratio})
-    runs.sort(key=lambda run: run["efficiency_ratio"])
+    """Bare and system segments in turn, `rounds` times, in one warm pool and one warm worker.
+
+    Each round gives both sides the same `segment` documents; the order alternates (bare first,
+    system first, system first, bare first, …) so that a drift of this machine's speed weighs on
+    both alike. Both sides hand out the documents in groups of `group`, the system's batch size:
+    at the end of a segment both wait alike for the last group.
+    """
+    from documents import services
+
+    bare_runs: list[dict[str, Any]] = []
+    system_runs: list[dict[str, Any]] = []
+    with bare_pool(processes, cores) as pool:
+        pool.map(_bare_group, [[str(paths[0])]] * processes, chunksize=1)  # warm, as the worker
+        worker = start_worker(env, processes, "high,low", cores=cores)
+        try:
+            warm_worker(worker, label, processes)
+            for index in range(rounds):
+                first = (index * segment) % len(paths)
+                part = (paths[first:] + paths[:first])[:segment]
+                # An agent per round: the same files for another agent are not duplicates.
+                agent = services.agent_get_or_create(
+                    organization_slug="bench", agent_slug=f"{label}-{index}"
+                )
+                bare_first = index % 4 in (0, 3)
+                for side in ("bare", "system") if bare_first else ("system", "bare"):
+                    if side == "bare":
+                        bare_runs.append(bare_segment(pool, part, group))
+                    else:
+                        system_runs.append(system_segment(worker, agent, part))
+        finally:
+            stop_worker(worker)
+    return summarize(bare_runs, system_runs)
+
+
+def summarize(bare_runs: list[dict[str, Any]], system_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rates over all rounds (documents ÷ seconds, each side), their ratio, and each round's."""
+    documents = sum(run["documents"] for run in bare_runs)
+    bare_seconds = sum(run["seconds"] for run in bare_runs)
+    system_seconds = sum(run["seconds"] for run in system_runs)
+    registered_seconds = sum(run["seconds_from_registration"] for run in system_runs)
+    per_round = sorted(
+        bare["seconds"] / system["seconds"]
+        for bare, system in zip(bare_runs, system_runs, strict=True)
+    )
+    system_cpu = {
+        part: round(sum(run["cpu_seconds"][part] for run in system_runs) / documents * 1000, 2)
+        for part in system_runs[0]["cpu_seconds"]
+    }
     return {
-        **runs[len(runs) // 2],
-        "efficiency_ratios": [round(run["efficiency_ratio"], 3) for run in runs],
+        "bare_pipeline": {
+            "seconds": bare_seconds,
+            "docs_per_second": documents / bare_seconds,
+            "chunks": sum(run["chunks"] for run in bare_runs),
+            "cpu_ms_per_document": round(
+                sum(run["cpu_seconds"] for run in bare_runs) / documents * 1000, 2
+            ),
+        },
+        "through_celery": {
+            "seconds": system_seconds,
+            "docs_per_second": documents / system_seconds,
+            "docs_per_second_from_registration": documents / registered_seconds,
+            "chunks": sum(run["chunks"] for run in system_runs),
+            "not_done": sum(run["not_done"] for run in system_runs),
+            "cpu_ms_per_document": system_cpu,
+        },
+        "documents_per_side": documents,
+        "rounds": len(bare_runs),
+        "efficiency_ratio": bare_seconds / system_seconds,
+        "efficiency_ratio_from_registration": bare_seconds / registered_seconds,
+        "efficiency_ratio_median_round": statistics.median(per_round),
+        "efficiency_ratios": [round(ratio, 3) for ratio in per_round],
     }
 
 
-def dedicated_run(
-    paths: list[Path], env: dict[str, str], redis_port: int, index: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def dedicated_layout(
+    paths: list[Path], env: dict[str, str], redis_port: int, **measure: Any
+) -> dict[str, Any]:
     """The pipeline processes (bare, then the worker) on all cores but the last; PostgreSQL,
     Redis and this process, which registers the documents as a web or ingest process would, on
     the last, as on machines of their own."""
     cores = sorted(os.sched_getaffinity(0))
     service_core, pipeline_cores = cores[-1], set(cores[:-1])
-    with services_on(service_core, redis_port):
-        with this_process_on(pipeline_cores):
-            bare = bare_throughput(paths, len(pipeline_cores))
-        with this_process_on({service_core}):
-            system = system_throughput(
+    with services_on(service_core, redis_port), this_process_on({service_core}):
+        return {
+            "processes": len(pipeline_cores),
+            **efficiency(
                 paths,
                 len(pipeline_cores),
                 env,
-                agent_slug=f"dedicated-{index}",
+                label="dedicated",
                 cores=pipeline_cores,
-            )
-    return bare, system
+                **measure,
+            ),
+        }
 
 
-def bare_throughput(paths: list[Path], processes: int) -> dict[str, float]:
-    # Fresh interpreters: a fork of this process, once it holds connections and helper threads,
-    # can inherit a held lock and hang, leaving the pool one process short.
+@contextlib.contextmanager
+def bare_pool(processes: int, cores: set[int] | None) -> Iterator[Any]:
+    """N freshly spawned processes (on `cores`), each warmed once, like a worker's children.
+
+    Spawned, not forked: a fork of this process, once it holds connections and helper threads,
+    can inherit a held lock and hang, leaving the pool one process short.
+    """
     context = multiprocessing.get_context("spawn")
-    before = os.times()
-    with context.Pool(processes, initializer=_bare_init) as pool:
-        pool.map(_bare_one, [str(paths[0])] * processes)  # warm every process, like a worker
-        started = time.perf_counter()
-        chunks = sum(pool.map(_bare_one, [str(p) for p in paths], chunksize=1))
-        elapsed = time.perf_counter() - started
-    pool.join()  # reaped: their CPU time is now this process's children's
-    after = os.times()
-    cpu = (after.children_user + after.children_system) - (
-        before.children_user + before.children_system
-    )
+    with this_process_on(cores) if cores else contextlib.nullcontext():
+        pool = context.Pool(processes, initializer=_bare_init)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def bare_segment(pool: Any, paths: list[Path], group: int) -> dict[str, Any]:
+    pids = [process.pid for process in pool._pool]
+    groups = [[str(path) for path in paths[i : i + group]] for i in range(len(paths))[::group]]
+    before = process_cpu_seconds(pids)
+    started = time.perf_counter()
+    chunks = sum(pool.map(_bare_group, groups, chunksize=1))
+    elapsed = time.perf_counter() - started
     return {
+        "documents": len(paths),
         "seconds": elapsed,
-        "docs_per_second": len(paths) / elapsed,
         "chunks": chunks,
-        "cpu_ms_per_document": round(cpu / (len(paths) + processes) * 1000, 2),
+        "cpu_seconds": process_cpu_seconds(pids) - before,
     }
+
+
+def warm_worker(worker: subprocess.Popen[bytes], label: str, processes: int) -> None:
+    """Every worker process runs a task before anything is timed, as the bare pool is warmed."""
+    import uuid
+
+    from documents import services
+    from documents.archives import SourceFile
+
+    agent = services.agent_get_or_create(organization_slug="bench", agent_slug=f"{label}-warm")
+    warm = [
+        SourceFile(name=f"warm-{i}.txt", data=f"warm up {i} ".encode() * 50)
+        for i in range(processes * 2)
+    ]
+    batch = uuid.uuid4()
+    services.documents_register(agent=agent, sources=warm, batch_id=batch, queue="high")
+    _wait_done(batch, len(warm))
 
 
 def start_worker(
@@ -279,47 +380,25 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.kill()
 
 
-def system_throughput(
-    paths: list[Path],
-    processes: int,
-    env: dict[str, str],
-    agent_slug: str = "throughput",
-    cores: set[int] | None = None,
-) -> dict[str, float]:
+def system_segment(
+    worker: subprocess.Popen[bytes], agent: Any, paths: list[Path]
+) -> dict[str, Any]:
+    """Register the files (one transaction, then their messages), wait for every outcome.
 
-    from documents import services
-
-    agent = services.agent_get_or_create(organization_slug="bench", agent_slug=agent_slug)
-    worker = start_worker(env, processes, "high,low", cores=cores)
-    try:
-        return _measure_system(worker, agent, paths, processes)
-    finally:
-        stop_worker(worker)
-
-
-def _measure_system(
-    worker: subprocess.Popen[bytes], agent: Any, paths: list[Path], processes: int
-) -> dict[str, float]:
+    Timed from the first claim to the last outcome: the system's processing. Registration
+    (measured by the ingest figure) comes before the first claim and is also reported.
+    """
     import uuid
 
-    from django.db.models import Avg, Max, Sum
+    from django.db.models import Max, Min, Sum
 
     from documents import services
     from documents.archives import SourceFile
     from documents.models import Document
 
-    # Warm every worker process once, as the bare pool was warmed.
-    warm = [
-        SourceFile(name=f"warm-{i}.txt", data=f"warm up {i} ".encode() * 50)
-        for i in range(processes * 2)
-    ]
-    warm_batch = uuid.uuid4()
-    services.documents_register(agent=agent, sources=warm, batch_id=warm_batch, queue="high")
-    _wait_done(warm_batch, len(warm))
-
     batch = uuid.uuid4()
     cpu_before = cpu_seconds(worker.pid)
-    started_wall = time.time()
+    registered_at = time.time()
     services.documents_register(
         agent=agent,
         sources=[SourceFile(name=p.name, path=p) for p in paths],
@@ -330,21 +409,16 @@ def _measure_system(
     cpu_after = cpu_seconds(worker.pid)
     rows = Document.objects.filter(batch_id=batch)
     figures = rows.aggregate(
-        last=Max("finished_at"), mean=Avg("processing_seconds"), chunks=Sum("chunk_count")
+        first=Min("started_at"), last=Max("finished_at"), chunks=Sum("chunk_count")
     )
-    elapsed = figures["last"].timestamp() - started_wall
-    failed = rows.exclude(status="done").count()
     return {
-        "seconds": elapsed,
-        "docs_per_second": len(paths) / elapsed,
+        "documents": len(paths),
+        "seconds": (figures["last"] - figures["first"]).total_seconds(),
+        "seconds_from_registration": figures["last"].timestamp() - registered_at,
         "chunks": figures["chunks"],
-        "mean_task_seconds": figures["mean"],
-        "not_done": failed,
+        "not_done": rows.exclude(status="done").count(),
         # Where the CPU went: the worker (main process and children), PostgreSQL, Redis.
-        "cpu_ms_per_document": {
-            part: round((cpu_after[part] - cpu_before[part]) / len(paths) * 1000, 2)
-            for part in cpu_after
-        },
+        "cpu_seconds": {part: cpu_after[part] - cpu_before[part] for part in cpu_after},
     }
 
 
@@ -391,9 +465,10 @@ def ingest_rate(count: int, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=400, help="0 skips the efficiency run")
+    parser.add_argument("--docs", type=int, default=400, help="corpus size; 0 skips efficiency")
     parser.add_argument("--pages", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=3, help="efficiency runs; the median counts")
+    parser.add_argument("--rounds", type=int, default=12, help="bare/system rounds per layout")
+    parser.add_argument("--segment", type=int, default=100, help="documents per side and round")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ingest-files", type=int, default=100_000, help="0 skips it")
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
@@ -405,28 +480,21 @@ def main() -> None:
     env, workdir = prepare_bench("docflow-bench-")
     broker_url = env["CELERY_BROKER_URL"]
     import redis
+    from django.conf import settings
 
     shared: dict[str, Any] = {}
     dedicated = None
     redis_port = urlsplit(broker_url).port or 6379
+    measure = {
+        "rounds": args.rounds,
+        "segment": min(args.segment, args.docs),
+        "group": settings.DOCFLOW["PROCESS_BATCH_SIZE"],
+    }
     if args.docs:
         corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
-        shared = efficiency(
-            lambda index: (
-                bare_throughput(corpus, args.processes),
-                # An agent per run: the same files for another agent are not duplicates.
-                system_throughput(corpus, args.processes, env, agent_slug=f"shared-{index}"),
-            ),
-            args.repeat,
-        )
+        shared = efficiency(corpus, args.processes, env, label="shared", **measure)
         if can_pin_services(redis_port):
-            cores = len(os.sched_getaffinity(0)) - 1
-            dedicated = {
-                "processes": cores,
-                **efficiency(
-                    lambda index: dedicated_run(corpus, env, redis_port, index), args.repeat
-                ),
-            }
+            dedicated = dedicated_layout(corpus, env, redis_port, **measure)
     ingest = ingest_rate(args.ingest_files, workdir) if args.ingest_files else None
     redis.Redis.from_url(broker_url).flushdb()
 
@@ -436,10 +504,8 @@ def main() -> None:
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "corpus": {"documents": args.docs, "pages_per_document": args.pages},
                 "processes": args.processes,
-                "bare_pipeline": shared.get("bare_pipeline"),
-                "through_celery": shared.get("through_celery"),
-                "efficiency_ratio": shared.get("efficiency_ratio"),
-                "efficiency_ratios": shared.get("efficiency_ratios"),
+                "method": {**measure, "order": "bare/system alternating (ABBA)"},
+                **shared,
                 "dedicated_services_core": dedicated,
                 "ingest": ingest,
             },

@@ -75,6 +75,11 @@ def cpu_seconds(
     return totals
 
 
+def process_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by these (live) processes."""
+    return sum(_cpu(_stat(pid)) for pid in pids)
+
+
 def _other_database(command: str, database: str) -> bool:
     """A backend's title is "postgres: <cluster>: <user> <database> <client> <state>"."""
     words = command.split()

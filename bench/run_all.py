@@ -32,7 +32,7 @@ from bench.procstat import release_services  # noqa: E402
 # reuses the 500,000 documents `analytics` leaves in the bench database.
 BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("pipeline", ["pipeline.py", "--docs", "400", "--ingest-files", "100000"],
-     ["pipeline.py", "--docs", "40", "--repeat", "1", "--ingest-files", "10000"]),
+     ["pipeline.py", "--docs", "40", "--rounds", "2", "--segment", "20", "--ingest-files", "10000"]),
     ("ingest_500k", ["pipeline.py", "--docs", "0", "--ingest-files", "500000"],
      ["pipeline.py", "--docs", "0", "--ingest-files", "50000"]),
     ("analytics_50k", ["analytics.py", "--documents", "50000"],

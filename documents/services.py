@@ -7,6 +7,7 @@ the same message can never process a document twice at once (DESIGN.md, invarian
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -1144,6 +1145,11 @@ def documents_process_batch(
             len(pending),
             exc_info=True,
         )
+    except BaseException:
+        # Leaving (the worker shuts down): the connection must not stay in pipeline mode.
+        with contextlib.suppress(Exception):
+            chunks.settle()
+        raise
     try:
         chunks.settle()
         if chunks.failed:  # which documents' chunks are stored is unknown: store none

@@ -118,3 +118,34 @@ def test_pinned_services_get_every_core_back_even_when_the_run_fails(monkeypatch
     finally:
         service.kill()
         service.wait()
+
+
+def test_efficiency_is_the_ratio_of_rates_over_all_rounds_each_side_with_the_same_documents():
+    from bench import pipeline
+
+    def bare(seconds: float) -> dict[str, object]:
+        return {"documents": 100, "seconds": seconds, "chunks": 500, "cpu_seconds": 4.0}
+
+    def system(seconds: float, from_registration: float) -> dict[str, object]:
+        return {
+            "documents": 100,
+            "seconds": seconds,
+            "seconds_from_registration": from_registration,
+            "chunks": 500,
+            "not_done": 0,
+            "cpu_seconds": {"worker": 4.5, "postgres": 0.25, "redis": 0.0},
+        }
+
+    figures = pipeline.summarize([bare(2.0), bare(4.0)], [system(2.5, 2.6), system(4.5, 4.9)])
+
+    assert figures["efficiency_ratio"] == pytest.approx(6.0 / 7.0)
+    assert figures["efficiency_ratio_from_registration"] == pytest.approx(6.0 / 7.5)
+    assert figures["efficiency_ratios"] == [0.8, round(4.0 / 4.5, 3)]
+    assert figures["efficiency_ratio_median_round"] == pytest.approx((0.8 + 4.0 / 4.5) / 2)
+    assert figures["bare_pipeline"]["docs_per_second"] == pytest.approx(200 / 6.0)
+    assert figures["through_celery"]["cpu_ms_per_document"] == {
+        "worker": 45.0,
+        "postgres": 2.5,
+        "redis": 0.0,
+    }
+    assert figures["bare_pipeline"]["cpu_ms_per_document"] == 40.0

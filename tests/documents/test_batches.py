@@ -343,8 +343,12 @@ def test_a_hand_over_cut_short_by_the_broker_fails_only_the_unsent(agent, media_
     assert (second.status, second.error_code) == (DocumentStatus.FAILED, "transient")
 
 
-def test_a_batch_stores_the_same_outcome_fields_as_a_single_task(agent, media_root, tmp_path, sent):
-    (path,) = pdfs(tmp_path, 1)
+@pytest.mark.parametrize("kind", ["pdf", "txt"])
+def test_a_batch_stores_the_same_outcome_fields_as_a_single_task(
+    agent, media_root, tmp_path, sent, kind
+):
+    # A text note has no author, dates or page count: NULLs in the batch's typed arrays.
+    path = pdfs(tmp_path, 1)[0] if kind == "pdf" else samples.make_text(tmp_path / "note.txt")
     other_agent = Agent.objects.create(organization=agent.organization, name="Other", slug="other")
     alone, batched = queued(agent, path), queued(other_agent, path)
     services.document_process(document_id=alone.pk, task_id=alone.task_id)
@@ -359,7 +363,8 @@ def test_a_batch_stores_the_same_outcome_fields_as_a_single_task(agent, media_ro
     rows = Document.objects.filter(pk__in=[alone.pk, batched.pk]).order_by("pk")
     alone_row, batched_row = rows.values(*outcome_fields)
     assert batched_row == alone_row
-    assert batched_row["keywords"] and batched_row["status"] == DocumentStatus.DONE
+    assert batched_row["keywords"]
+    assert batched_row["status"] == DocumentStatus.DONE
     chunk_fields = ("ordinal", "text", "keywords", "embedding", "page_start", "page_end")
     assert list(Chunk.objects.filter(document=batched).values_list(*chunk_fields)) == list(
         Chunk.objects.filter(document=alone).values_list(*chunk_fields)
@@ -384,7 +389,11 @@ def test_outcomes_are_written_only_on_rows_still_processing_under_their_task_id(
 
     written = update_processing_documents(
         [
-            (mine.pk, "task-1", {"status": DocumentStatus.DONE, "title": "Mine", "keywords": ["a"]}),
+            (
+                mine.pk,
+                "task-1",
+                {"status": DocumentStatus.DONE, "title": "Mine", "keywords": ["a"]},
+            ),
             (other_task.pk, "task-1", failed),
             (not_processing.pk, "task-1", failed),
         ],
@@ -398,3 +407,55 @@ def test_outcomes_are_written_only_on_rows_still_processing_under_their_task_id(
     )  # fmt: skip
     assert (rows[other_task.pk].status, rows[other_task.pk].error) == ("processing", "")
     assert (rows[not_processing.pk].status, rows[not_processing.pk].error) == ("queued", "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunk_write_the_database_refuses_stores_nothing_and_hands_everything_over(
+    agent, media_root, tmp_path, sent, monkeypatch
+):
+    from django.db import connection
+
+    from documents import bulk
+
+    documents = [queued(agent, path) for path in pdfs(tmp_path, 3)]
+    sent.clear()  # their first messages, sent on commit
+    # Fails in PostgreSQL, while the worker already processes the next document.
+    monkeypatch.setattr(
+        bulk,
+        "_INSERT_CHUNKS_BINARY",
+        bulk._INSERT_CHUNKS_BINARY.replace("length(c.text)", "length(c.text) / 0"),
+    )
+
+    outcome = services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
+
+    rows = handed_over(documents)
+    assert (outcome.documents, outcome.handed_over) == ([], [d.pk for d in documents])
+    assert sent == [("single", pair(d)) for d in rows]
+    assert [d.attempts for d in rows] == [0, 0, 0]
+    assert Chunk.objects.count() == 0
+    assert connection.connection._pipeline is None  # the connection is usable again
+
+
+@pytest.mark.parametrize("leaving", [SystemExit, KeyboardInterrupt])
+def test_a_batch_left_midway_leaves_the_connection_out_of_pipeline_mode(
+    agent, media_root, tmp_path, sent, leaving
+):
+    from django.db import connection
+
+    first, second = (queued(agent, path) for path in pdfs(tmp_path, 2))
+    real = pipeline.run_pipeline
+
+    def leave_on_the_second(*args, **kwargs):
+        if kwargs["name"] == second.original_name:  # the first one's chunks are in flight
+            raise leaving
+        return real(*args, **kwargs)
+
+    with (
+        mock.patch.object(pipeline, "run_pipeline", side_effect=leave_on_the_second),
+        pytest.raises(leaving),
+    ):
+        services.documents_process_batch(pairs=[pair(first), pair(second)], queue="high")
+
+    assert connection.connection._pipeline is None
+    # The ORM works as before: an UPDATE reports the rows it changed.
+    assert Document.objects.filter(pk__in=[first.pk, second.pk]).update(stage="x") == 2
