@@ -21,7 +21,7 @@ import psycopg
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import connection, transaction
-from django.db.models import Field
+from django.db.models import CharField, Field
 
 from documents.models import Chunk, Document
 from documents.pipeline import ChunkResult
@@ -88,6 +88,14 @@ def _document_fields() -> dict[str, Field[Any, Any]]:
     return {field.attname: field for field in Document._meta.concrete_fields}
 
 
+def _array_type(field: Field[Any, Any]) -> str:
+    """The element type to send a column's values as. Text for character columns: a cast to
+    varchar(n) would cut an over-long value silently, where the column itself refuses it."""
+    if isinstance(field, CharField):
+        return "text"
+    return str(field.cast_db_type(connection))
+
+
 def update_processing_documents(
     rows: Sequence[tuple[int, str, dict[str, Any]]], *, processing: str
 ) -> set[int]:
@@ -113,9 +121,8 @@ def update_processing_documents(
         fields = [known[name] for name in names]
         columns = [quote(field.column) for field in fields]
         arrays = ", ".join(
-            f"%s::{field.cast_db_type(connection)}[]" for field in [known["id"], known["task_id"]]
+            f"%s::{_array_type(field)}[]" for field in [known["id"], known["task_id"], *fields]
         )
-        arrays += "".join(f", %s::{field.cast_db_type(connection)}[]" for field in fields)
         params: list[Any] = [[pk for pk, _, _ in group], [task_id for _, task_id, _ in group]]
         params += [
             [field.get_db_prep_save(values[field.attname], connection) for _, _, values in group]
@@ -199,7 +206,7 @@ def insert_chunks(document_id: int, chunks: Sequence[ChunkResult], *, search_con
 class ChunkWriter:
     """Replaces documents' chunks without waiting for PostgreSQL.
 
-    The statements go out in pipeline mode, in one transaction that `settle()` ends, so the
+    The statements go out in pipeline mode, in a transaction that `settle()` ends, so the
     database computes the tsvectors and updates the indexes while the caller processes the next
     document: in a batch, the worker no longer sits idle for what storing a document costs the
     database (mostly `to_tsvector`). Until `settle()` returns, the connection is the writer's:
@@ -208,8 +215,11 @@ class ChunkWriter:
     Elsewhere than PostgreSQL, or without pipeline support, it writes at once.
     """
 
+    # The row's key-share lock, held until the Sync: a reprocess, cancel or delete of the
+    # document (they lock it FOR UPDATE) waits for these chunks, then sees them.
     _OWNED = (
-        "EXISTS (SELECT 1 FROM documents_document WHERE id = %s AND task_id = %s AND status = %s)"
+        "EXISTS (SELECT 1 FROM documents_document"
+        " WHERE id = %s AND task_id = %s AND status = %s FOR KEY SHARE)"
     )
 
     def __init__(self, *, search_config: str, processing: str) -> None:
@@ -236,19 +246,24 @@ class ChunkWriter:
             # psycopg's own cursor: parameters bound by the server and the arrays sent in
             # binary, where Django's would spell (and escape) them out in the query's text.
             with psycopg.Cursor(connection.connection) as cursor:
+                # prepare=False: no named statements on the server (a transaction pooler
+                # between worker and database would not keep them).
                 cursor.execute(
                     f"DELETE FROM documents_chunk WHERE document_id = %s AND {self._OWNED}",  # noqa: S608
                     [document_id, *owner],
+                    prepare=False,
                 )
                 if chunks:
                     cursor.execute(
                         f"{_INSERT_CHUNKS_BINARY} WHERE {self._OWNED}",
                         [*_chunk_params(document_id, chunks, self.search_config), *owner],
+                        prepare=False,
                     )
         except BaseException:
             self.failed = True
             with contextlib.suppress(Exception):
                 self.settle()
+            _discard_connection()
             raise
 
     def settle(self) -> None:
@@ -261,7 +276,16 @@ class ChunkWriter:
                 in_flight.close()  # the Sync, then whatever is still running
         except BaseException:
             self.failed = True
+            _discard_connection()
             raise
+
+
+def _discard_connection() -> None:
+    """After a failure in pipeline mode the connection's state is unsure (an interrupted Sync
+    can leave libpq in pipeline mode): close it, and Django opens a fresh one for the next
+    query. Not inside a transaction the caller holds, which closing would lose."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 @cache

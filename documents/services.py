@@ -983,9 +983,9 @@ def _progress_writer(
 ) -> Callable[[str, int], None]:
     def progress(stage: str, percent: int) -> None:
         """A skipped stage also skips the cancellation check; storing the result checks again."""
+        before_query()
         if time.monotonic() < quiet_until:
             return
-        before_query()
         document_record_progress(
             document_id=document_id, task_id=task_id, stage=stage, progress=percent, also=also
         )
@@ -1133,6 +1133,8 @@ def documents_process_batch(
                     config=config,
                     original_id=originals.get(document.pk),
                     workdir=Path(workdir),
+                    # At its first progress point (after extraction), the previous document's
+                    # chunks are committed: their locks are not held for a whole document.
                     before_query=chunks.settle,
                 )
                 if item.result is not None:
@@ -1283,6 +1285,13 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
         return outcomes, orphans
     lost = {item.document.pk for item in processed if item.cancelled}
     with durable():
+        # Locked in id order first, as enqueue and cancel lock: never a ring of waiters.
+        list(
+            Document.objects.select_for_update(no_key=True)
+            .filter(pk__in=[item.document.pk for item in processed])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         # Originals first: a copy of one whose outcome could not be stored is no duplicate.
         firsts = [item for item in processed if not item.cancelled and item.duplicate_of is None]
         written = _write_outcomes(firsts)

@@ -426,6 +426,9 @@ def test_a_chunk_write_the_database_refuses_stores_nothing_and_hands_everything_
         bulk._INSERT_CHUNKS_BINARY.replace("length(c.text)", "length(c.text) / 0"),
     )
 
+    connection.ensure_connection()
+    failed_on = connection.connection
+
     outcome = services.documents_process_batch(pairs=[pair(d) for d in documents], queue="high")
 
     rows = handed_over(documents)
@@ -433,7 +436,11 @@ def test_a_chunk_write_the_database_refuses_stores_nothing_and_hands_everything_
     assert sent == [("single", pair(d)) for d in rows]
     assert [d.attempts for d in rows] == [0, 0, 0]
     assert Chunk.objects.count() == 0
-    assert connection.connection._pipeline is None  # the connection is usable again
+    # That connection was closed (its state after a failed pipeline is unsure); the hand-over
+    # opened another.
+    assert connection.connection is not failed_on
+    assert connection.connection._pipeline is None
+    assert Document.objects.filter(pk__in=[d.pk for d in rows]).update(stage="x") == 3
 
 
 @pytest.mark.parametrize("leaving", [SystemExit, KeyboardInterrupt])
@@ -459,3 +466,18 @@ def test_a_batch_left_midway_leaves_the_connection_out_of_pipeline_mode(
     assert connection.connection._pipeline is None
     # The ORM works as before: an UPDATE reports the rows it changed.
     assert Document.objects.filter(pk__in=[first.pk, second.pk]).update(stage="x") == 2
+
+
+def test_an_over_long_outcome_value_is_refused_not_cut(agent):
+    from django.db import DataError
+
+    from documents.bulk import update_processing_documents
+
+    document = Document.objects.create(
+        agent=agent, original_name="long.txt", status=DocumentStatus.PROCESSING, task_id="t"
+    )
+
+    with pytest.raises(DataError):
+        update_processing_documents(
+            [(document.pk, "t", {"title": "x" * 501})], processing=DocumentStatus.PROCESSING
+        )
