@@ -1,7 +1,7 @@
 """Pipeline benchmark: the system's throughput against the bare pipeline, and ingest speed.
 
-    python bench/pipeline.py --json [--docs 400] [--pages 5] [--processes 2] [--rounds 12]
-                             [--segment 100] [--ingest-files 100000]
+    python bench/pipeline.py --json [--docs 400] [--pages 5] [--processes 2] [--rounds 60]
+                             [--segment 20] [--ingest-files 100000]
 
 1. efficiency: the same generated multi-page PDFs go through
    a) the bare pipeline (`run_pipeline`) in a pool of N spawned processes, no database, no
@@ -18,6 +18,9 @@
    (`dedicated`: how every deployment runs, the database on its own machine). The second needs
    the right to change those processes' CPU affinity (root, or the same user); it is skipped
    otherwise, and on a machine with one core.
+   Then, in this process alone, groups through `documents_process_batch` with the time in
+   `run_pipeline` taken apart: what the batch's service code and database work add per
+   document, without Celery (`batch_path_in_process`).
 2. ingest: `ingest_documents` registering + enqueueing N small files (no worker consuming).
 
 Needs DATABASE_URL (PostgreSQL; a separate database `<name>_bench` is created) and
@@ -259,6 +262,74 @@ def summarize(bare_runs: list[dict[str, Any]], system_runs: list[dict[str, Any]]
     }
 
 
+def batch_path_overhead(paths: list[Path], group: int, rounds: int) -> dict[str, Any]:
+    """What a batch task's service code adds around the pipeline, measured inside it.
+
+    Groups of documents, registered as queued, go through `documents_process_batch` in this
+    process (claim, lookup of copies, chunks, outcomes: all its database work, no Celery), with
+    the time spent in `run_pipeline` taken apart from the rest. Both are read in the same call,
+    so a drift of this machine's speed, which the end-to-end ratio cannot resolve below a few
+    points, hardly touches the overhead. The messages registration sends are never consumed
+    (no worker runs meanwhile) and are flushed with the broker's database at the end.
+    """
+    import gc
+    import uuid
+
+    from documents import pipeline, services
+    from documents.archives import SourceFile
+    from documents.models import Document
+
+    real = pipeline.run_pipeline
+    in_pipeline = [0.0]
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            in_pipeline[0] += time.perf_counter() - started
+
+    gc.freeze()  # as a worker child does
+    total = 0.0
+    done = 0
+    pipeline.run_pipeline = timed
+    try:
+        for index in range(-1, rounds):  # round -1 warms up and is not counted
+            first = (index * group) % len(paths)
+            part = (paths[first:] + paths[:first])[:group]
+            agent = services.agent_get_or_create(
+                organization_slug="bench", agent_slug=f"in-process-{index}"
+            )
+            batch = uuid.uuid4()
+            services.documents_register(
+                agent=agent,
+                sources=[SourceFile(name=p.name, path=p) for p in part],
+                batch_id=batch,
+                queue="high",
+            )
+            pairs = list(
+                Document.objects.filter(batch_id=batch).order_by("pk").values_list("pk", "task_id")
+            )
+            if index < 0:
+                services.documents_process_batch(pairs=pairs, queue="high")
+                in_pipeline[0] = 0.0
+                continue
+            started = time.perf_counter()
+            outcome = services.documents_process_batch(pairs=pairs, queue="high")
+            total += time.perf_counter() - started
+            done += sum(o.status == "done" for o in outcome.documents)
+    finally:
+        pipeline.run_pipeline = real
+    documents = rounds * group
+    return {
+        "documents": documents,
+        "done": done,
+        "pipeline_ms_per_document": round(in_pipeline[0] / documents * 1000, 2),
+        "overhead_ms_per_document": round((total - in_pipeline[0]) / documents * 1000, 2),
+        "pipeline_share": in_pipeline[0] / total,
+    }
+
+
 def dedicated_layout(
     paths: list[Path], env: dict[str, str], redis_port: int, **measure: Any
 ) -> dict[str, Any]:
@@ -430,9 +501,9 @@ def _wait_done(batch, total: int, timeout: float = 1800) -> None:  # type: ignor
         counts = services.batch_status_counts(batch)
         if counts["pending"] + counts["queued"] + counts["processing"] == 0:
             return
-        # The end is read from the rows' finished_at, so polling often would only take CPU
-        # and database time from the workers being measured.
-        time.sleep(0.5)
+        # The end is read from the rows' finished_at; a poll is one indexed count (about
+        # 0.3 ms of database time), five a second.
+        time.sleep(0.2)
     sys.exit("timed out waiting for documents")
 
 
@@ -467,8 +538,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=400, help="corpus size; 0 skips efficiency")
     parser.add_argument("--pages", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=12, help="bare/system rounds per layout")
-    parser.add_argument("--segment", type=int, default=100, help="documents per side and round")
+    parser.add_argument(
+        "--rounds", type=int, default=60, help="bare/system rounds per layout; 0 skips"
+    )
+    parser.add_argument("--segment", type=int, default=20, help="documents per side and round")
+    parser.add_argument("--in-process-rounds", type=int, default=40, help="groups, in process")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ingest-files", type=int, default=100_000, help="0 skips it")
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
@@ -483,7 +557,7 @@ def main() -> None:
     from django.conf import settings
 
     shared: dict[str, Any] = {}
-    dedicated = None
+    dedicated = in_process = None
     redis_port = urlsplit(broker_url).port or 6379
     measure = {
         "rounds": args.rounds,
@@ -492,9 +566,11 @@ def main() -> None:
     }
     if args.docs:
         corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
-        shared = efficiency(corpus, args.processes, env, label="shared", **measure)
-        if can_pin_services(redis_port):
+        if args.rounds:
+            shared = efficiency(corpus, args.processes, env, label="shared", **measure)
+        if args.rounds and can_pin_services(redis_port):
             dedicated = dedicated_layout(corpus, env, redis_port, **measure)
+        in_process = batch_path_overhead(corpus, measure["group"], args.in_process_rounds)
     ingest = ingest_rate(args.ingest_files, workdir) if args.ingest_files else None
     redis.Redis.from_url(broker_url).flushdb()
 
@@ -507,6 +583,7 @@ def main() -> None:
                 "method": {**measure, "order": "bare/system alternating (ABBA)"},
                 **shared,
                 "dedicated_services_core": dedicated,
+                "batch_path_in_process": in_process,
                 "ingest": ingest,
             },
             indent=2,
