@@ -177,6 +177,30 @@ def can_pin_services(redis_port: int) -> bool:
     return {"postgres", "redis-server"} <= names
 
 
+def _register(agent: Any, paths: list[Path]) -> Any:
+    """The files registered as queued documents of `agent` (their messages sent on commit);
+    returns their batch id."""
+    import uuid
+
+    from documents import services
+    from documents.archives import SourceFile
+
+    batch = uuid.uuid4()
+    services.documents_register(
+        agent=agent,
+        sources=[SourceFile(name=path.name, path=path) for path in paths],
+        batch_id=batch,
+        queue="high",
+    )
+    return batch
+
+
+def _segment(paths: list[Path], index: int, size: int) -> list[Path]:
+    """Round `index`'s `size` documents, going round the corpus."""
+    first = (index * size) % len(paths)
+    return (paths[first:] + paths[:first])[:size]
+
+
 def efficiency(
     paths: list[Path],
     processes: int,
@@ -205,8 +229,7 @@ def efficiency(
         try:
             warm_worker(worker, label, processes)
             for index in range(rounds):
-                first = (index * segment) % len(paths)
-                part = (paths[first:] + paths[:first])[:segment]
+                part = _segment(paths, index, segment)
                 # An agent per round: the same files for another agent are not duplicates.
                 agent = services.agent_get_or_create(
                     organization_slug="bench", agent_slug=f"{label}-{index}"
@@ -273,10 +296,8 @@ def batch_path_overhead(paths: list[Path], group: int, rounds: int) -> dict[str,
     (no worker runs meanwhile) and are flushed with the broker's database at the end.
     """
     import gc
-    import uuid
 
     from documents import pipeline, services
-    from documents.archives import SourceFile
     from documents.models import Document
 
     real = pipeline.run_pipeline
@@ -295,18 +316,11 @@ def batch_path_overhead(paths: list[Path], group: int, rounds: int) -> dict[str,
     pipeline.run_pipeline = timed
     try:
         for index in range(-1, rounds):  # round -1 warms up and is not counted
-            first = (index * group) % len(paths)
-            part = (paths[first:] + paths[:first])[:group]
+            part = _segment(paths, index, group)
             agent = services.agent_get_or_create(
                 organization_slug="bench", agent_slug=f"in-process-{index}"
             )
-            batch = uuid.uuid4()
-            services.documents_register(
-                agent=agent,
-                sources=[SourceFile(name=p.name, path=p) for p in part],
-                batch_id=batch,
-                queue="high",
-            )
+            batch = _register(agent, part)
             pairs = list(
                 Document.objects.filter(batch_id=batch).order_by("pk").values_list("pk", "task_id")
             )
@@ -459,23 +473,13 @@ def system_segment(
     Timed from the first claim to the last outcome: the system's processing. Registration
     (measured by the ingest figure) comes before the first claim and is also reported.
     """
-    import uuid
-
     from django.db.models import Max, Min, Sum
 
-    from documents import services
-    from documents.archives import SourceFile
     from documents.models import Document
 
-    batch = uuid.uuid4()
     cpu_before = cpu_seconds(worker.pid)
     registered_at = time.time()
-    services.documents_register(
-        agent=agent,
-        sources=[SourceFile(name=p.name, path=p) for p in paths],
-        batch_id=batch,
-        queue="high",
-    )
+    batch = _register(agent, paths)
     _wait_done(batch, len(paths))
     cpu_after = cpu_seconds(worker.pid)
     rows = Document.objects.filter(batch_id=batch)
