@@ -85,7 +85,7 @@ def insert_documents(rows: list[dict[str, Any]]) -> list[int]:
 
 @cache
 def _document_fields() -> dict[str, Field[Any, Any]]:
-    return {field.attname: field for field in Document._meta.concrete_fields}
+    return {field.attname: field for field in (Document._meta.pk, *_columns())}
 
 
 def _array_type(field: Field[Any, Any]) -> str:

@@ -1284,6 +1284,7 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
     if not processed:
         return outcomes, orphans
     lost = {item.document.pk for item in processed if item.cancelled}
+    fields = {item.document.pk: _outcome_fields(item) for item in processed if not item.cancelled}
     with durable():
         # Locked in id order first, as enqueue and cancel lock: never a ring of waiters.
         list(
@@ -1294,14 +1295,15 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
         )
         # Originals first: a copy of one whose outcome could not be stored is no duplicate.
         firsts = [item for item in processed if not item.cancelled and item.duplicate_of is None]
-        written = _write_outcomes(firsts)
+        written = _write_outcomes(firsts, fields)
         lost.update(item.document.pk for item in firsts if item.document.pk not in written)
         written |= _write_outcomes(
             [
                 item
                 for item in processed
                 if item.duplicate_of is not None and item.duplicate_of not in lost
-            ]
+            ],
+            fields,
         )
     for item in processed:
         pk = item.document.pk
@@ -1312,7 +1314,7 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
         else:
             outcomes.append(
                 ProcessOutcome(
-                    status=_outcome_status(item),
+                    status=str(fields[pk]["status"]),
                     document_id=pk,
                     chunks=len(item.result.chunks) if item.result else 0,
                     error=item.failure[0] if item.failure else "",
@@ -1321,20 +1323,14 @@ def _store_batch(processed: list[_Processed]) -> tuple[list[ProcessOutcome], lis
     return outcomes, orphans
 
 
-def _write_outcomes(items: list[_Processed]) -> set[int]:
+def _write_outcomes(items: list[_Processed], fields: dict[int, dict[str, Any]]) -> set[int]:
     """The ids of `items` whose outcome was written (the others are no longer this batch's)."""
     if not items:
         return set()
     return update_processing_documents(
-        [(item.document.pk, item.task_id, _outcome_fields(item)) for item in items],
+        [(item.document.pk, item.task_id, fields[item.document.pk]) for item in items],
         processing=DocumentStatus.PROCESSING,
     )
-
-
-def _outcome_status(item: _Processed) -> str:
-    if item.result is not None:
-        return "done"
-    return "duplicate" if item.duplicate_of is not None else "failed"
 
 
 def _outcome_fields(item: _Processed) -> dict[str, Any]:
