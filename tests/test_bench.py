@@ -149,3 +149,44 @@ def test_efficiency_is_the_ratio_of_rates_over_all_rounds_each_side_with_the_sam
         "redis": 0.0,
     }
     assert figures["bare_pipeline"]["cpu_ms_per_document"] == 40.0
+
+
+def test_a_worker_profile_is_split_into_main_process_pipeline_stages_and_where_the_rest_goes():
+    from bench import worker_profile
+
+    main = 'process 10:"celery worker"'
+    child = f'{main};process 11:"celery worker"'
+    batch = "documents_process_batch (/srv/app/documents/services.py:1125)"
+    pipeline = f"{child};{batch};run_pipeline (/srv/app/documents/pipeline/runner.py:72)"
+    raw = [
+        f"{main};_epoll.poll (kombu/utils/eventio.py:83) 3\n",
+        f"{pipeline};document_keyword_candidates (/srv/app/documents/pipeline/keywords.py:43)"
+        ";extract_keywords (yake/core/yake.py:558) 6\n",
+        f"{pipeline} 2\n",
+        f"{child};{batch};ChunkWriter.replace (documents/bulk.py:257)"
+        ";Cursor.execute (psycopg/cursor.py:113) 4\n",
+        f"{child};_run_code (<frozen runpy>:88);detect (documents/pipeline/detect.py:9) 1\n",
+        f"{child};Connection._recv (billiard/connection.py:425) 1\n",
+        "not a sample line\n",
+    ]
+
+    summary = worker_profile.summarize_profile(raw, main_pid=10)
+
+    assert summary["samples"] == 17
+    assert summary["main_process_share"] == round(3 / 17, 4)
+    assert summary["pipeline_share"] == round(8 / 17, 4)
+    assert summary["pipeline_stages"] == {"keywords": round(6 / 17, 4), "runner": round(2 / 17, 4)}
+    assert summary["outside_pipeline_share"] == round(6 / 17, 4)
+    assert summary["outside_pipeline_top"] == [
+        {
+            "where": "documents/bulk.py:ChunkWriter.replace",
+            "ends_in": "psycopg",
+            "share": round(4 / 17, 4),
+        },
+        {
+            "where": "documents/pipeline/detect.py:detect",
+            "ends_in": "(own code)",
+            "share": round(1 / 17, 4),
+        },
+        {"where": "(no project frame)", "ends_in": "billiard", "share": round(1 / 17, 4)},
+    ]
