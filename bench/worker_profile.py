@@ -1,15 +1,15 @@
 """Where a worker's time goes: py-spy samples of a real worker processing documents.
 
     python bench/worker_profile.py [--docs 400] [--pages 5] [--processes 2] [--rate 250]
-                            [--raw FILE]
+                                   [--raw FILE]
 
 A worker (`celery worker -c N`, warmed as in pipeline.py) processes the same generated PDFs as
 the efficiency benchmark, registered twenty at a time, while `py-spy record --subprocesses`
-samples its main process and children. The samples are summarized as one JSON object: the
-share inside `run_pipeline` and, within it, each stage's (the module of `documents/pipeline/`
-the sample is in); and, outside it, the places in this project's code that the rest of the
-time goes through, with the library each one ended in. The efficiency ratio says how much the
-system adds; this says where.
+samples its main process and children. The samples are summarized as one JSON object, every
+figure a share of all samples: the main process; `run_pipeline`, and each of its stages (the
+module of `documents/pipeline/` the sample is in); and the rest, by the place in this
+project's code it went through and the library it ended in. The efficiency ratio says how
+much the system adds; this says where.
 
 py-spy (requirements-dev.txt) reads other processes' memory: it needs ptrace rights (root, or
 CAP_SYS_PTRACE in a container). Idle samples (waiting on a socket) are not counted, as py-spy
@@ -45,43 +45,42 @@ from bench.pipeline import (  # noqa: E402
     warm_worker,
 )
 
-# "function (path:line)", as py-spy's raw format writes a Python frame.
-_FRAME = re.compile(r"^(?P<function>.+) \((?P<path>.+):(?P<line>\d+)\)$")
-# "process 123:\"command\"", the first frame of each stack with --subprocesses.
+# "function (path:line)", as py-spy's raw format writes a Python frame ("function (path)"
+# when it has no line number).
+_FRAME = re.compile(r"^(?P<function>.+) \((?P<path>[^()]+?)(?::(?P<line>\d+))?\)$")
+# "process 123:\"command\"", the first frames of each stack with --subprocesses.
 _PROCESS = re.compile(r"^process (?P<pid>\d+):")
-_PIPELINE_ENTRY = "run_pipeline"
+_PIPELINE_ENTRY = ("run_pipeline", "documents/pipeline/runner.py")
+SEGMENT = 20  # documents registered at a time, as in the efficiency benchmark
 _OWN_PACKAGES = ("documents/", "profiles/", "analytics/", "operations/", "config/")
 
 
 def _project_path(path: str) -> str | None:
-    """`path` relative to the project when it is this project's code, else None."""
-    if "site-packages" in path or "/lib/python" in path:
-        return None
-    for package in _OWN_PACKAGES:
-        at = path.find("/" + package)
-        if at >= 0 or path.startswith(package):
-            return path[at + 1 :] if at >= 0 else path
-    return None
+    """`path` relative to the project when it is this project's code, else None. py-spy writes
+    it from the package on ("documents/services.py"), or in full."""
+    relative = path.removeprefix(f"{ROOT}/")
+    return relative if relative.startswith(_OWN_PACKAGES) else None
 
 
 def _library(path: str) -> str:
     """The top-level package a frame's file belongs to ("psycopg", "kombu", "json", …).
 
     py-spy writes a library's path from its package on ("psycopg/cursor.py") and a frozen
-    module as "<frozen posixpath>"."""
+    module as "<frozen posixpath>"; a full path is cut after site-packages or lib/pythonX.Y."""
     if path.startswith("<frozen "):
         return path.removeprefix("<frozen ").removesuffix(">")
-    for marker in ("site-packages/", "/lib/python3"):
+    for marker in ("site-packages/", "dist-packages/"):
         if marker in path:
             path = path.split(marker, 1)[1]
-            if marker.startswith("/lib"):
-                path = path.split("/", 1)[-1]
+    if "/lib/python3" in path:
+        path = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
     return path.split("/", 1)[0].removesuffix(".py")
 
 
 def summarize_profile(lines: Iterable[str], *, main_pid: int, top: int = 15) -> dict[str, Any]:
-    """The py-spy raw profile (`stack count` lines, root frame first) of a worker whose main
-    process is `main_pid`, as shares of all samples."""
+    """The py-spy raw profile (`stack count` lines, root frame first, recorded with
+    --subprocesses) of a worker whose main process is `main_pid`. Every share, stages and
+    places included, is a share of all samples."""
     total = 0
     main = 0
     pipeline = 0
@@ -97,17 +96,21 @@ def summarize_profile(lines: Iterable[str], *, main_pid: int, top: int = 15) -> 
         # With --subprocesses a child's stack starts with its parent's process frame, then
         # its own: the last one says whose sample it is.
         pids = [int(match["pid"]) for frame in frames if (match := _PROCESS.match(frame))]
-        if pids and pids[-1] == main_pid:
+        if not pids:
+            raise ValueError("a stack without its process: record with --subprocesses")
+        if pids[-1] == main_pid:
             main += count
             continue
         parsed = [match for frame in frames if (match := _FRAME.match(frame))]
-        if any(match["function"] == _PIPELINE_ENTRY for match in parsed):
+        if any(
+            (match["function"], _project_path(match["path"])) == _PIPELINE_ENTRY for match in parsed
+        ):
             pipeline += count
             stage = next(
                 (
                     Path(match["path"]).stem
                     for match in reversed(parsed)
-                    if "documents/pipeline/" in match["path"]
+                    if (_project_path(match["path"]) or "").startswith("documents/pipeline/")
                 ),
                 "runner",
             )
@@ -185,34 +188,42 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=250, help="samples per second and process")
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw profile here")
     args = parser.parse_args()
+    py_spy()  # before minutes of setup
 
     env, workdir = prepare_bench("docflow-profile-", suffix="_profile")
     from documents import services
 
     corpus = make_corpus(workdir / "corpus", args.docs, args.pages)
     raw = args.raw or workdir / "profile.txt"
+    documents = not_done = 0
+    recorder: subprocess.Popen[bytes] | None = None
     worker = start_worker(env, args.processes, "high,medium,low")
     try:
         warm_worker(worker, "profile", args.processes)
         recorder = record(worker.pid, raw, args.rate)
         started = time.perf_counter()
-        segment = 20
-        for index in range(-(-args.docs // segment)):
+        for index in range(-(-args.docs // SEGMENT)):
             agent = services.agent_get_or_create(
                 organization_slug="bench", agent_slug=f"profile-{index}"
             )
-            system_segment(worker, agent, _segment(corpus, index, segment))
+            segment = system_segment(worker, agent, _segment(corpus, index, SEGMENT))
+            documents += segment["documents"]
+            not_done += segment["not_done"]
         seconds = time.perf_counter() - started
-        recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-        recorder.wait(timeout=60)
     finally:
+        if recorder is not None:
+            stop_recording(recorder)
         stop_worker(worker)
+    if recorder is None or recorder.returncode != 0 or not raw.exists():
+        code = recorder.returncode if recorder else None
+        sys.exit(f"py-spy failed (exit code {code}); no profile written")
     with raw.open() as lines:
         summary = summarize_profile(lines, main_pid=worker.pid)
     print(
         json.dumps(
             {
-                "documents": -(-args.docs // segment) * segment,
+                "documents": documents,
+                "not_done": not_done,
                 "processes": args.processes,
                 "seconds": round(seconds, 1),
                 "rate_per_process": args.rate,
@@ -222,6 +233,17 @@ def main() -> None:
             indent=2,
         )
     )
+
+
+def stop_recording(recorder: subprocess.Popen[bytes]) -> None:
+    """py-spy writes its output when interrupted; one that does not stop is killed."""
+    if recorder.poll() is None:
+        recorder.send_signal(signal.SIGINT)
+    try:
+        recorder.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        recorder.kill()
+        recorder.wait()
 
 
 if __name__ == "__main__":
