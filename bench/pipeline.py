@@ -77,14 +77,20 @@ def create_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def prepare_bench(prefix: str, suffix: str = "_bench") -> tuple[dict[str, str], Path]:
+def prepare_bench(
+    prefix: str, suffix: str = "_bench", *, resume: Path | None = None
+) -> tuple[dict[str, str], Path]:
     """A fresh `<name><suffix>` database (migrated), a flushed Redis database, a work folder,
-    and the environment a worker subprocess needs; Django is set up in this process."""
+    and the environment a worker subprocess needs; Django is set up in this process.
+
+    `resume`: the work folder of an earlier run, whose database and stored files are kept."""
     database_url = bench_database_url(suffix)
     broker_url = os.environ.get("CELERY_BROKER_URL", "")
     if not broker_url.startswith("redis"):
         sys.exit("CELERY_BROKER_URL must point at Redis (e.g. make bench)")
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    if resume is not None and not (resume / "media").is_dir():
+        sys.exit(f"{resume} is not the work folder of an earlier run (it has no media/)")
+    workdir = resume or Path(tempfile.mkdtemp(prefix=prefix))
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -93,7 +99,8 @@ def prepare_bench(prefix: str, suffix: str = "_bench") -> tuple[dict[str, str], 
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     os.environ.update(env)
-    create_database(database_url)
+    if resume is None:
+        create_database(database_url)
     import django
     import redis
     from django.core.management import call_command

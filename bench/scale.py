@@ -291,6 +291,23 @@ def database_figures() -> dict[str, Any]:
     return {"database_bytes": size, "chunks": Chunk.objects.count(), "autovacuum": autovacuum}
 
 
+def requeue_left() -> dict[str, Any]:
+    """Messages again for the documents a stopped run left waiting. The run discarded its
+    queue as a broker that lost its data would, so this is the beat task's own recovery
+    (`documents_requeue_stuck`), at once instead of after the lease."""
+    from datetime import timedelta
+
+    from documents import services
+
+    started = time.perf_counter()
+    outcome = services.documents_requeue_stuck(queued_for=timedelta(0), processing_for=timedelta(0))
+    return {
+        "requeued": outcome.requeued,
+        "failed": outcome.failed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def analyze_after_load() -> None:
     """What autovacuum does after a bulk load, done at once: the planner sees 500,000 rows,
     and the run does not depend on whether this server's autovacuum is on."""
@@ -310,20 +327,32 @@ def main() -> None:
         type=Path,
         help="folder for the generated files, kept between runs (missing files are added)",
     )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="WORKDIR",
+        help="go on with a stopped run (its workdir; same --documents): what it left queued "
+        "is queued again, as the beat task does after the broker lost its messages",
+    )
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
     args = parser.parse_args()
 
-    env, workdir = prepare_bench("docflow-scale-", suffix="_scale")
+    env, workdir = prepare_bench("docflow-scale-", suffix="_scale", resume=args.resume)
     import redis
 
-    broker_url = env["CELERY_BROKER_URL"]
-    folder = args.corpus or workdir / "corpus"
-    corpus = make_corpus(folder, args.documents, args.processes)
-    registration = register(corpus_folders(folder, args.documents))
-    broker = redis.Redis.from_url(broker_url)
-    registration["files_per_second"] = round(args.documents / registration["seconds"])
-    registration["redis_used_memory_bytes"] = int(broker.info("memory")["used_memory"])
-    analyze_after_load()
+    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    corpus: dict[str, Any] | None = None
+    registration: dict[str, Any] | None = None
+    resumed: dict[str, Any] | None = None
+    if args.resume:
+        resumed = requeue_left()
+    else:
+        folder = args.corpus or workdir / "corpus"
+        corpus = make_corpus(folder, args.documents, args.processes)
+        registration = register(corpus_folders(folder, args.documents))
+        registration["files_per_second"] = round(args.documents / registration["seconds"])
+        registration["redis_used_memory_bytes"] = int(broker.info("memory")["used_memory"])
+        analyze_after_load()
     run, samples = process(env, args.processes, args.documents, args.minutes)
     run["left_in_queue"] = _queue_depth()
     broker.flushdb()
@@ -334,8 +363,10 @@ def main() -> None:
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "documents": args.documents,
                 "processes": args.processes,
+                "workdir": str(workdir),
                 "corpus": corpus,
                 "registration": registration,
+                "resumed": resumed,
                 "run": {**run, **measured, "finished_by_status": _counts()},
                 "database": database_figures(),
                 "projections": (
@@ -344,7 +375,7 @@ def main() -> None:
                         registration["seconds"],
                         args.documents,
                     )
-                    if "cpu_ms_per_document" in measured
+                    if "cpu_ms_per_document" in measured and registration
                     else None
                 ),
                 "samples": samples,
