@@ -1,6 +1,7 @@
 """The scale run: 500,000 small PDFs generated, registered and processed by real workers.
 
     python bench/scale.py --json [--documents 500000] [--processes 2] [--minutes 60]
+    python bench/scale.py --documents 500000 --minutes 30 --resume WORKDIR   (the rest)
 
 1. corpus: N distinct multi-page PDFs (2 to 4 pages, ~300 words a page) written with PyMuPDF.
    Each process renders a library of generated pages once and composes documents from it,
@@ -11,6 +12,8 @@
    the CPU time of the worker (main process and children), PostgreSQL and Redis are read
    from /proc. The run stops when every document is finished or after --minutes; what is
    left in the queue is then discarded (the rows stay queued in the scale database).
+   `--resume WORKDIR` (the workdir a run prints) queues those rows again, as the beat task
+   does after a broker lost its messages, and goes on from step 3.
 4. projection: from the measured CPU seconds per document of each part, the time the whole
    run takes on 2, 16 and 50 worker cores, and the PostgreSQL cores and share of Redis' one
    thread that rate needs. On this machine everything shares its cores; the projections put
