@@ -165,6 +165,32 @@ def _queue_depth() -> int:
     return sum(depth or 0 for depth in queue_depths(["high", "low"]).values())
 
 
+# Cumulative server counters read at each sample. A step in the database's CPU per document
+# shows up here as what it comes from: blocks read from outside shared_buffers, dirty buffers
+# a backend had to write itself, full-page images in the WAL, checkpoints.
+DATABASE_COUNTERS = """
+    SELECT d.blks_read, d.blks_hit, b.buffers_backend, b.buffers_clean, b.buffers_checkpoint,
+           b.checkpoints_timed + b.checkpoints_req, w.wal_fpi, w.wal_bytes
+    FROM pg_stat_database d, pg_stat_bgwriter b, pg_stat_wal w
+    WHERE d.datname = current_database()
+"""
+DATABASE_COUNTER_NAMES = (
+    "blks_read",
+    "blks_hit",
+    "buffers_backend",
+    "buffers_clean",
+    "buffers_checkpoint",
+    "checkpoints",
+    "wal_fpi",
+    "wal_bytes",
+)
+
+
+def database_counters(cursor: Any) -> dict[str, int]:
+    cursor.execute(DATABASE_COUNTERS)
+    return dict(zip(DATABASE_COUNTER_NAMES, map(int, cursor.fetchone()), strict=True))
+
+
 def process(
     env: dict[str, str], processes: int, total: int, minutes: float
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -172,9 +198,9 @@ def process(
 
     from django.db import connection
 
-    with connection.cursor() as cursor:  # one sampling connection, kept and left out
-        cursor.execute("SELECT pg_backend_pid()")
-        sampler_pid = cursor.fetchone()[0]
+    cursor = connection.cursor()  # one sampling connection, kept and left out
+    cursor.execute("SELECT pg_backend_pid()")
+    sampler_pid = cursor.fetchone()[0]
     accounting = {
         "database": connection.settings_dict["NAME"],
         "redis_port": urlsplit(env["CELERY_BROKER_URL"]).port or 6379,
@@ -195,6 +221,7 @@ def process(
             "finished": finished,
             "failed": counts.get("failed", 0),
             **{k: round(v, 2) for k, v in cpu.items()},
+            **database_counters(cursor),
         }
         samples.append(point)
         return point
@@ -258,6 +285,42 @@ def rates(samples: list[dict[str, float]], total: int) -> dict[str, Any]:
     }
 
 
+def stretches(samples: list[dict[str, float]], parts: int = 10) -> list[dict[str, Any]]:
+    """The run cut into `parts` stretches of equal document counts: how the rate and each
+    cost per document moved as the database grew. Counters missing from older samples are
+    left out."""
+    if len(samples) < 2 or samples[-1]["finished"] <= samples[0]["finished"]:
+        return []
+    step = (samples[-1]["finished"] - samples[0]["finished"]) / parts
+    out: list[dict[str, Any]] = []
+    start = samples[0]
+    for point in samples[1:]:
+        goal = samples[0]["finished"] + step * (len(out) + 1)
+        if point["finished"] < goal and point is not samples[-1]:
+            continue
+        documents = point["finished"] - start["finished"]
+        if documents <= 0:
+            continue
+        stretch: dict[str, Any] = {
+            "finished": point["finished"],
+            "docs_per_second": round(documents / max(point["t"] - start["t"], 1e-9), 1),
+        }
+        for part in ("worker", "postgres"):
+            stretch[f"{part}_cpu_ms"] = round((point[part] - start[part]) / documents * 1000, 2)
+        for counter in ("blks_read", "buffers_backend", "wal_fpi"):
+            if counter in point and counter in start:
+                stretch[f"{counter}_per_document"] = round(
+                    (point[counter] - start[counter]) / documents, 1
+                )
+        if "blks_hit" in point and "blks_hit" in start:
+            read = point["blks_read"] - start["blks_read"]
+            hit = point["blks_hit"] - start["blks_hit"]
+            stretch["cache_hit_ratio"] = round(hit / max(read + hit, 1), 4)
+        out.append(stretch)
+        start = point
+    return out
+
+
 def projections(
     cpu_ms: dict[str, float], register_seconds: float, total: int
 ) -> list[dict[str, Any]]:
@@ -289,9 +352,34 @@ def database_figures() -> dict[str, Any]:
     from documents.models import Chunk
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_database_size(current_database()), current_setting('autovacuum')")
-        size, autovacuum = cursor.fetchone()
-    return {"database_bytes": size, "chunks": Chunk.objects.count(), "autovacuum": autovacuum}
+        cursor.execute(
+            "SELECT pg_database_size(current_database()), current_setting('autovacuum'),"
+            " current_setting('shared_buffers')"
+        )
+        size, autovacuum, shared_buffers = cursor.fetchone()
+        # Where the blocks read from outside shared_buffers went, tables and indexes alike.
+        cursor.execute(
+            """
+            SELECT relname, heap_blks_read + coalesce(toast_blks_read, 0), heap_blks_hit,
+                   pg_relation_size(relid)
+            FROM pg_statio_user_tables
+            UNION ALL
+            SELECT indexrelname, idx_blks_read, idx_blks_hit, pg_relation_size(indexrelid)
+            FROM pg_statio_user_indexes
+            ORDER BY 2 DESC LIMIT 8
+            """
+        )
+        most_read = [
+            {"relation": name, "blocks_read": read, "blocks_hit": hit, "bytes": relation_bytes}
+            for name, read, hit, relation_bytes in cursor.fetchall()
+        ]
+    return {
+        "database_bytes": size,
+        "chunks": Chunk.objects.count(),
+        "autovacuum": autovacuum,
+        "shared_buffers": shared_buffers,
+        "most_read_relations": most_read,
+    }
 
 
 def requeue_left() -> dict[str, Any]:
@@ -381,6 +469,7 @@ def main() -> None:
                     if "cpu_ms_per_document" in measured and registration
                     else None
                 ),
+                "stretches": stretches(samples),
                 "samples": samples,
             },
             indent=2,

@@ -63,6 +63,44 @@ def test_rates_skip_the_warm_up_sample_and_divide_cpu_by_documents():
     assert figures["whole_run_hours_here"] == round(10_000 / 40 / 3600, 2)
 
 
+def test_stretches_show_where_the_database_cost_per_document_stepped():
+    def point(t: float, finished: int, postgres: float, read: int, hit: int) -> dict[str, float]:
+        return {
+            **sample(t, finished, finished * 0.025, postgres),
+            "blks_read": read,
+            "blks_hit": hit,
+            "buffers_backend": 0,
+            "wal_fpi": finished,
+        }
+
+    samples = [
+        point(0, 0, 0.0, 0, 0),
+        point(10, 500, 1.0, 0, 5000),
+        point(20, 1000, 2.0, 0, 10000),
+        point(30, 1500, 5.0, 2500, 12500),  # the cache stopped holding what is written
+        point(40, 2000, 8.0, 5000, 15000),
+    ]
+
+    out = scale.stretches(samples, parts=2)
+
+    assert [s["finished"] for s in out] == [1000, 2000]
+    assert [s["postgres_cpu_ms"] for s in out] == [2.0, 6.0]
+    assert [s["cache_hit_ratio"] for s in out] == [1.0, 0.5]
+    assert [s["blks_read_per_document"] for s in out] == [0.0, 5.0]
+    assert out[0]["docs_per_second"] == 50.0
+    assert out[1]["wal_fpi_per_document"] == 1.0
+
+
+def test_stretches_of_samples_without_database_counters_keep_the_cpu_figures():
+    samples = [sample(0, 0, 0.0, 0.0), sample(15, 300, 9.0, 0.6), sample(30, 600, 18.0, 1.2)]
+
+    out = scale.stretches(samples, parts=3)
+
+    assert [s["finished"] for s in out] == [300, 600]
+    assert all("cache_hit_ratio" not in s for s in out)
+    assert out[-1]["worker_cpu_ms"] == 30.0
+
+
 def test_projections_scale_with_worker_cores_and_say_what_the_database_needs():
     out = scale.projections(
         {"worker": 50.0, "postgres": 5.0, "redis": 0.5}, register_seconds=36, total=500_000
