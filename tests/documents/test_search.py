@@ -185,3 +185,24 @@ def test_the_planner_settings_are_put_back(agent):
     before = settings()
     assert selectors.chunk_search("invoice")
     assert settings() == before
+
+
+def test_a_full_size_chunk_is_stored_lz4_compressed_and_read_back_whole(agent):
+    # About 1,300 characters: with its tsvector and embedding, over the 2 KB toast threshold.
+    text = " ".join(f"{FILLER} invoice {n}" for n in range(16))
+    document = add_document(agent, [text])
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(text), pg_column_compression(embedding),"
+            " pg_column_compression(search_vector) FROM documents_chunk WHERE document_id = %s",
+            [document.pk],
+        )
+        compressed = cursor.fetchone()
+    # Compressed largest first until the row fits: some columns may be left as they are.
+    assert "lz4" in compressed
+    assert set(compressed) <= {"lz4", None}
+    chunk = Chunk.objects.get(document=document)
+    assert chunk.text == text
+    assert bytes(chunk.embedding) == vector_to_bytes(HashingEmbedder(256).embed([text])[0])
+    assert [hit.chunk_id for hit in selectors.chunk_search("invoice")] == [chunk.pk]
