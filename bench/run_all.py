@@ -33,6 +33,7 @@ from bench.procstat import release_services  # noqa: E402
 BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("pipeline", ["pipeline.py", "--docs", "400", "--ingest-files", "100000"],
      ["pipeline.py", "--docs", "40", "--rounds", "2", "--ingest-files", "10000"]),
+    ("chunk_store", ["chunk_store.py"], ["chunk_store.py", "--documents", "20", "--repeat", "1"]),
     ("ingest_500k", ["pipeline.py", "--docs", "0", "--ingest-files", "500000"],
      ["pipeline.py", "--docs", "0", "--ingest-files", "50000"]),
     ("analytics_50k", ["analytics.py", "--documents", "50000"],
@@ -64,6 +65,12 @@ FIGURES: dict[str, tuple[str, tuple[str | int, ...], float | None, str]] = {
     "batch_overhead_ms_per_document_in_process": (
         "pipeline",
         ("batch_path_in_process", "overhead_ms_per_document"),
+        None,
+        "",
+    ),
+    "chunk_insert_server_ms_per_document": (
+        "chunk_store",
+        ("insert_server_ms_per_document",),
         None,
         "",
     ),

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bench import procstat, run_all, scale
+from bench import chunk_store, procstat, run_all, scale
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 
@@ -246,3 +246,27 @@ def test_a_profile_recorded_without_its_processes_is_refused():
 
     with pytest.raises(ValueError, match="--subprocesses"):
         worker_profile.summarize_profile(["run (documents/services.py:1) 5\n"], main_pid=10)
+
+
+def test_chunk_store_parts_are_what_leaving_each_out_saves():
+    best = {  # seconds for 2,000 chunks
+        "stored_lz4": 0.600,
+        "stored_pglz": 0.660,
+        "stored_without_gin": 0.500,
+        "stored_without_foreign_key": 0.560,
+        "sent_only": 0.040,
+        "to_tsvector_only": 0.300,
+    }
+
+    out = chunk_store.figures(best, chunks=2000, documents=200)
+
+    assert out["ms_per_1000_chunks"]["stored_lz4"] == 300.0
+    assert out["insert_server_ms_per_1000_chunks"] == 280.0
+    assert out["insert_server_ms_per_document"] == 2.8
+    assert out["insert_parts_ms_per_1000_chunks"] == {
+        "to_tsvector": 130.0,
+        "gin_index": 50.0,
+        "foreign_key_checks": 20.0,
+        "rest": 80.0,
+    }
+    assert out["pglz_instead_of_lz4_costs"] == 0.1
