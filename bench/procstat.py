@@ -75,16 +75,56 @@ def cpu_seconds(
     return totals
 
 
+def postgres_cpu_parts(*, database: str = "", exclude: tuple[int, ...] = ()) -> dict[str, float]:
+    """PostgreSQL's CPU seconds so far, taken apart: which processes, and how much in the kernel.
+
+    `backends`: live backends of `database`; `reaped`: backends (and other children) that
+    ended, carried by the postmaster; one entry per server process by its title
+    (checkpointer, walwriter, …); `kernel`: the system time of all of those. A step in the
+    database's cost per document then says whether it is in the statements' backends, in a
+    server process, or in the kernel (WAL flushes, page cache).
+    """
+    parts: dict[str, float] = {"backends": 0.0, "reaped": 0.0, "postmaster": 0.0, "kernel": 0.0}
+    processes = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                name, command = _names(int(entry))
+                if name == "postgres":
+                    processes[int(entry)] = (_stat(int(entry)), command)
+    for pid, (fields, command) in processes.items():
+        if pid in exclude:
+            continue
+        if int(fields[1]) not in processes:  # the postmaster
+            parts["postmaster"] += _cpu(fields)
+            parts["reaped"] += (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
+            parts["kernel"] += (int(fields[12]) + int(fields[14])) / CLOCK_TICKS
+            continue
+        title = command.split(": ", 2)[-1].strip()
+        if _is_backend(command):
+            if _other_database(command, database):
+                continue
+            part = "backends"
+        else:
+            part = title.split(" ")[0] if title.startswith("autovacuum") else title
+        parts[part] = parts.get(part, 0.0) + _cpu(fields)
+        parts["kernel"] += int(fields[12]) / CLOCK_TICKS
+    return parts
+
+
 def process_cpu_seconds(pids: list[int]) -> float:
     """CPU seconds used so far by these (live) processes."""
     return sum(_cpu(_stat(pid)) for pid in pids)
 
 
-def _other_database(command: str, database: str) -> bool:
+def _is_backend(command: str) -> bool:
     """A backend's title is "postgres: <cluster>: <user> <database> <client> <state>"."""
     words = command.split()
-    backend = len(words) >= 5 and ("(" in words[4] or words[4] == "[local]")
-    return bool(database) and backend and words[3] != database
+    return len(words) >= 5 and ("(" in words[4] or words[4] == "[local]")
+
+
+def _other_database(command: str, database: str) -> bool:
+    return bool(database) and _is_backend(command) and command.split()[3] != database
 
 
 def service_pids(redis_port: int | None = None) -> list[int]:

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import prepare_bench, start_worker  # noqa: E402
-from bench.procstat import cpu_seconds  # noqa: E402
+from bench.procstat import cpu_seconds, postgres_cpu_parts  # noqa: E402
 
 PROJECTED_CORES = (2, 16, 50)
 LIBRARY_PAGES = 4000
@@ -191,6 +191,35 @@ def database_counters(cursor: Any) -> dict[str, int]:
     return dict(zip(DATABASE_COUNTER_NAMES, map(int, cursor.fetchone()), strict=True))
 
 
+# With pg_stat_statements loaded (shared_preload_libraries; pg_stat_statements.track_planning
+# for the planning time), the time the server spent planning and running this database's
+# statements: a step in the CPU per document that these do not show is outside any statement.
+STATEMENT_TIMES = """
+    SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(total_plan_time), 0),
+           coalesce(sum(calls), 0)
+    FROM pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def statement_times(cursor: Any) -> dict[str, float]:
+    """Cumulative statement execution and planning milliseconds; none without the module."""
+    from django.db import DatabaseError, transaction
+
+    try:
+        with transaction.atomic():
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            cursor.execute(STATEMENT_TIMES)
+            exec_ms, plan_ms, calls = cursor.fetchone()
+    except DatabaseError:  # not preloaded on this server
+        return {}
+    return {
+        "statements_exec_ms": round(float(exec_ms), 1),
+        "statements_plan_ms": round(float(plan_ms), 1),
+        "statements_calls": int(calls),
+    }
+
+
 def process(
     env: dict[str, str], processes: int, total: int, minutes: float
 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -221,7 +250,14 @@ def process(
             "finished": finished,
             "failed": counts.get("failed", 0),
             **{k: round(v, 2) for k, v in cpu.items()},
+            **{
+                "pg_" + part.replace(" ", "_"): round(seconds, 2)
+                for part, seconds in postgres_cpu_parts(
+                    database=accounting["database"], exclude=accounting["exclude"]
+                ).items()
+            },
             **database_counters(cursor),
+            **statement_times(cursor),
         }
         samples.append(point)
         return point
@@ -307,10 +343,19 @@ def stretches(samples: list[dict[str, float]], parts: int = 10) -> list[dict[str
         }
         for part in ("worker", "postgres"):
             stretch[f"{part}_cpu_ms"] = round((point[part] - start[part]) / documents * 1000, 2)
-        for counter in ("blks_read", "buffers_backend", "wal_fpi"):
+        for part in sorted(key for key in point if key.startswith("pg_") and key in start):
+            stretch[f"{part}_cpu_ms"] = round((point[part] - start[part]) / documents * 1000, 2)
+        for counter in (
+            "blks_read",
+            "buffers_backend",
+            "wal_fpi",
+            "statements_exec_ms",
+            "statements_plan_ms",
+            "statements_calls",
+        ):
             if counter in point and counter in start:
                 stretch[f"{counter}_per_document"] = round(
-                    (point[counter] - start[counter]) / documents, 1
+                    (point[counter] - start[counter]) / documents, 2
                 )
         if "blks_hit" in point and "blks_hit" in start:
             read = point["blks_read"] - start["blks_read"]

@@ -43,6 +43,28 @@ def test_cpu_of_the_watched_process_and_its_reaped_children_is_counted():
     assert after - before >= 0.25
 
 
+@pytest.mark.django_db
+def test_postgres_cpu_is_taken_apart_into_this_databases_backends_and_the_kernel():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), current_database()")
+        pid, database = cursor.fetchone()
+        before = procstat.postgres_cpu_parts(database=database)
+        before_elsewhere = procstat.postgres_cpu_parts(database="another_database")
+        cursor.execute("SELECT count(*) FROM generate_series(1, 3000000)")  # CPU in a backend
+        after = procstat.postgres_cpu_parts(database=database)
+        after_elsewhere = procstat.postgres_cpu_parts(database="another_database")
+        left_out = procstat.postgres_cpu_parts(database=database, exclude=(pid,))
+
+    assert after["backends"] - before["backends"] >= 0.1
+    # Another database's live backends, and excluded ones, are not counted.
+    assert after_elsewhere["backends"] - before_elsewhere["backends"] < 0.05
+    assert after["backends"] - left_out["backends"] >= 0.1
+    assert {"checkpointer", "walwriter"} <= set(after)
+    assert 0 <= after["kernel"] <= sum(v for k, v in after.items() if k != "kernel")
+
+
 def sample(t: float, finished: int, worker: float, postgres: float) -> dict[str, float]:
     return {"t": t, "finished": finished, "worker": worker, "postgres": postgres, "redis": 0.0}
 
@@ -71,6 +93,8 @@ def test_stretches_show_where_the_database_cost_per_document_stepped():
             "blks_hit": hit,
             "buffers_backend": 0,
             "wal_fpi": finished,
+            "pg_walwriter": finished * 0.001,
+            "statements_exec_ms": finished * 1.25,
         }
 
     samples = [
@@ -89,6 +113,8 @@ def test_stretches_show_where_the_database_cost_per_document_stepped():
     assert [s["blks_read_per_document"] for s in out] == [0.0, 5.0]
     assert out[0]["docs_per_second"] == 50.0
     assert out[1]["wal_fpi_per_document"] == 1.0
+    assert [s["pg_walwriter_cpu_ms"] for s in out] == [1.0, 1.0]
+    assert [s["statements_exec_ms_per_document"] for s in out] == [1.25, 1.25]
 
 
 def test_stretches_of_samples_without_database_counters_keep_the_cpu_figures():
