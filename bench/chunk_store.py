@@ -1,7 +1,7 @@
 """What storing chunks costs PostgreSQL: the chunk INSERT taken apart, per 1,000 chunks.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/docflow \
-    python bench/chunk_store.py [--documents 200] [--repeat 5]
+    python bench/chunk_store.py [--documents 200] [--repeat 15]
 
 The chunks come from the real pipeline over the efficiency benchmark's generated 5-page PDFs
 (text, keywords, embeddings as a worker makes them). Each document's chunks are sent as a
@@ -167,7 +167,7 @@ def measure(documents: list[tuple[int, list[Any]]], repeat: int) -> dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--documents", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", action="store_true", help="(the output is always JSON)")
     args = parser.parse_args()
 

@@ -164,11 +164,13 @@ def assert_each_processed_once(
     """Done, claimed `attempts` times, one processing run that stored a result, and exactly the
     chunks one run of the pipeline makes."""
     finished = wait_terminal([d.pk for d in documents], timeout=180)
+    # On failure, the whole picture: which document, and what every one went through.
+    picture = [(d.pk, d.status, d.attempts, d.task_id, d.error_code) for d in finished]
     for document in finished:
         expected = len(run_pipeline(files[document.pk]).chunks)
         ordinals = sorted(Chunk.objects.filter(document=document).values_list("ordinal", flat=True))
         assert document.status == DocumentStatus.DONE, (document.error_code, document.error)
-        assert attempts is None or document.attempts == attempts
+        assert attempts is None or document.attempts == attempts, (document.pk, picture)
         assert (document.chunk_count, ordinals) == (expected, list(range(expected)))
     assert document_runs("done") == {document.pk: 1 for document in documents}
     return finished
@@ -365,12 +367,14 @@ def test_a_worker_killed_mid_batch_hands_the_batch_over_and_loses_nothing(
     )
 
     active = app.control.inspect(timeout=1).active() or {}
-    (pid,) = [
-        task["worker_pid"]
+    ((pid, batch),) = [
+        (task["worker_pid"], task["args"])
         for tasks in active.values()
         for task in tasks
         if task["name"] == "documents.tasks.documents_process_batch_task"
     ]
+    # The kill lands in the one batch that holds all four.
+    assert [pk for pk, _ in batch[0]] == [document.pk for document in documents], batch
     os.kill(pid, signal.SIGKILL)
 
     # Delivered again, the batch hands each document to a task of its own (a new task id):
