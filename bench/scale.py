@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.pipeline import prepare_bench, start_worker  # noqa: E402
-from bench.procstat import cpu_seconds, postgres_cpu_parts  # noqa: E402
+from bench.procstat import cpu_seconds, postgres_cpu_parts, process_cpu_seconds  # noqa: E402
 
 PROJECTED_CORES = (2, 16, 50)
 LIBRARY_PAGES = 4000
@@ -254,6 +254,8 @@ def process(
             "finished": finished,
             "failed": counts.get("failed", 0),
             **{k: round(v, 2) for k, v in cpu.items()},
+            # Left out of the database's figures, but it shares the cores with the workers.
+            "sampler": round(process_cpu_seconds([sampler_pid]), 2),
             **{
                 "pg_" + part.replace(" ", "_"): round(seconds, 2)
                 for part, seconds in postgres_cpu_parts(
@@ -345,7 +347,9 @@ def stretches(samples: list[dict[str, float]], parts: int = 10) -> list[dict[str
             "finished": point["finished"],
             "docs_per_second": round(documents / max(point["t"] - start["t"], 1e-9), 1),
         }
-        for part in ("worker", "postgres"):
+        for part in ("worker", "postgres", "sampler"):
+            if part not in point or part not in start:
+                continue
             stretch[f"{part}_cpu_ms"] = round((point[part] - start[part]) / documents * 1000, 2)
         for part in sorted(key for key in point if key.startswith("pg_") and key in start):
             stretch[f"{part}_cpu_ms"] = round((point[part] - start[part]) / documents * 1000, 2)

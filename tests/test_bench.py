@@ -94,6 +94,7 @@ def test_stretches_show_where_the_database_cost_per_document_stepped():
             "buffers_backend": 0,
             "wal_fpi": finished,
             "pg_walwriter": finished * 0.001,
+            "sampler": finished * 0.0005,
             "statements_exec_ms": finished * 1.25,
         }
 
@@ -114,6 +115,7 @@ def test_stretches_show_where_the_database_cost_per_document_stepped():
     assert out[0]["docs_per_second"] == 50.0
     assert out[1]["wal_fpi_per_document"] == 1.0
     assert [s["pg_walwriter_cpu_ms"] for s in out] == [1.0, 1.0]
+    assert [s["sampler_cpu_ms"] for s in out] == [0.5, 0.5]
     assert [s["statements_exec_ms_per_document"] for s in out] == [1.25, 1.25]
 
 
