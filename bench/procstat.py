@@ -33,6 +33,16 @@ def _names(pid: int) -> tuple[str, str]:
         return stream.read().strip(), command
 
 
+def _processes() -> dict[int, tuple[list[str], str, str]]:
+    """{pid: (stat fields, name, command line)} of every process that can be read now."""
+    processes = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):  # it ended while being read
+                processes[int(entry)] = (_stat(int(entry)), *_names(int(entry)))
+    return processes
+
+
 def cpu_seconds(
     worker_pid: int,
     *,
@@ -48,13 +58,7 @@ def cpu_seconds(
     run benchmarks on a quiet machine). `redis_port`: only that Redis server. `exclude`:
     processes not to count, such as the benchmark's own sampling connection.
     """
-    processes: dict[int, tuple[list[str], str, str]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                processes[int(entry)] = (_stat(int(entry)), *_names(int(entry)))
-            except OSError:
-                continue
+    processes = _processes()
     postgres = {pid for pid, (_, name, _) in processes.items() if name == "postgres"}
     totals = {"worker": 0.0, "postgres": 0.0, "redis": 0.0}
     for pid, (fields, name, command) in processes.items():
@@ -85,13 +89,11 @@ def postgres_cpu_parts(*, database: str = "", exclude: tuple[int, ...] = ()) -> 
     server process, or in the kernel (WAL flushes, page cache).
     """
     parts: dict[str, float] = {"backends": 0.0, "reaped": 0.0, "postmaster": 0.0, "kernel": 0.0}
-    processes = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                name, command = _names(int(entry))
-                if name == "postgres":
-                    processes[int(entry)] = (_stat(int(entry)), command)
+    processes = {
+        pid: (fields, command)
+        for pid, (fields, name, command) in _processes().items()
+        if name == "postgres"
+    }
     for pid, (fields, command) in processes.items():
         if pid in exclude:
             continue

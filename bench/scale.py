@@ -202,17 +202,23 @@ STATEMENT_TIMES = """
 """
 
 
-def statement_times(cursor: Any) -> dict[str, float]:
-    """Cumulative statement execution and planning milliseconds; none without the module."""
+def statement_times_available(cursor: Any) -> bool:
+    """Whether pg_stat_statements can be read here (created in this database if loaded)."""
     from django.db import DatabaseError, transaction
 
     try:
         with transaction.atomic():
             cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             cursor.execute(STATEMENT_TIMES)
-            exec_ms, plan_ms, calls = cursor.fetchone()
-    except DatabaseError:  # not preloaded on this server
-        return {}
+    except DatabaseError:  # not in shared_preload_libraries on this server
+        return False
+    return True
+
+
+def statement_times(cursor: Any) -> dict[str, float]:
+    """Cumulative statement execution and planning milliseconds and calls."""
+    cursor.execute(STATEMENT_TIMES)
+    exec_ms, plan_ms, calls = cursor.fetchone()
     return {
         "statements_exec_ms": round(float(exec_ms), 1),
         "statements_plan_ms": round(float(plan_ms), 1),
@@ -234,6 +240,7 @@ def process(
     cursor.execute("SET max_parallel_workers_per_gather = 0")
     cursor.execute("SELECT pg_backend_pid()")
     sampler_pid = cursor.fetchone()[0]
+    with_statements = statement_times_available(cursor)
     accounting = {
         "database": connection.settings_dict["NAME"],
         "redis_port": urlsplit(env["CELERY_BROKER_URL"]).port or 6379,
@@ -263,7 +270,7 @@ def process(
                 ).items()
             },
             **database_counters(cursor),
-            **statement_times(cursor),
+            **(statement_times(cursor) if with_statements else {}),
         }
         samples.append(point)
         return point

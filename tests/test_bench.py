@@ -65,6 +65,20 @@ def test_postgres_cpu_is_taken_apart_into_this_databases_backends_and_the_kernel
     assert 0 <= after["kernel"] <= sum(v for k, v in after.items() if k != "kernel")
 
 
+@pytest.mark.django_db
+def test_statement_times_are_read_where_the_module_is_loaded_and_skipped_cleanly_where_not():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if scale.statement_times_available(cursor):
+            times = scale.statement_times(cursor)
+            assert times["statements_calls"] > 0
+            assert times["statements_exec_ms"] >= 0
+        # Either way the sampling connection is still usable.
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+
+
 def sample(t: float, finished: int, worker: float, postgres: float) -> dict[str, float]:
     return {"t": t, "finished": finished, "worker": worker, "postgres": postgres, "redis": 0.0}
 
